@@ -1,14 +1,9 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! promptctl: the operational side of prompts in production.
+//!
+//! Domain modules (`prompt`, `pricing`, `trace`, …) take and return plain structs and know nothing of the
+//! terminal, clap or SQL. `store` is the only module that speaks SQL; `cli` the only one that prints.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod money;
+pub mod suggest;
+pub mod trace;
+pub mod yaml;

@@ -1,0 +1,3 @@
+//! Traces: the normalized request model, importers, stream checkpoints and the tail taxonomy.
+
+pub mod model;
