@@ -3,7 +3,13 @@
 //! Domain modules (`prompt`, `pricing`, `trace`, …) take and return plain structs and know nothing of the
 //! terminal, clap or SQL. `store` is the only module that speaks SQL; `cli` the only one that prints.
 
+pub mod cli;
+pub mod config;
+pub mod diag;
 pub mod money;
+pub mod prompt;
+pub mod store;
 pub mod suggest;
+pub mod tokens;
 pub mod trace;
 pub mod yaml;

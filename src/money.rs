@@ -11,9 +11,7 @@ use std::ops::{Add, AddAssign, Neg, Sub, SubAssign};
 use serde::{Deserialize, Serialize};
 
 /// An exact amount of money in pico-dollars (1e-12 USD). May be negative (a credit, a negative gap).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Usd(pub i128);
 
@@ -22,9 +20,7 @@ pub const PICOS_PER_USD: i128 = 1_000_000_000_000;
 
 /// A per-token price, stored as micro-dollars per million tokens (= pico-dollars per token).
 /// `$0.15 / 1M tokens` is `PerMTok(150_000)`.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PerMTok(pub i64);
 
@@ -84,9 +80,7 @@ impl PerMTok {
         if picos % 1_000_000 != 0 {
             return Err(MoneyParseError::TooPrecise(text.to_string()));
         }
-        i64::try_from(micros)
-            .map(PerMTok)
-            .map_err(|_| MoneyParseError::OutOfRange(text.to_string()))
+        i64::try_from(micros).map(PerMTok).map_err(|_| MoneyParseError::OutOfRange(text.to_string()))
     }
 
     pub fn usd_per_mtok(self) -> f64 {
@@ -133,9 +127,7 @@ fn parse_decimal_picos(text: &str, scale: i32) -> Result<i128, MoneyParseError> 
     };
     let int_digits: String = if int_part.contains(',') {
         let groups: Vec<&str> = int_part.split(',').collect();
-        let well_grouped = !groups[0].is_empty()
-            && groups[0].len() <= 3
-            && groups[1..].iter().all(|g| g.len() == 3);
+        let well_grouped = !groups[0].is_empty() && groups[0].len() <= 3 && groups[1..].iter().all(|g| g.len() == 3);
         if !well_grouped {
             return Err(invalid());
         }
@@ -146,9 +138,7 @@ fn parse_decimal_picos(text: &str, scale: i32) -> Result<i128, MoneyParseError> 
     if int_digits.is_empty() && frac_part.is_empty() {
         return Err(invalid());
     }
-    if !int_digits.bytes().all(|b| b.is_ascii_digit())
-        || !frac_part.bytes().all(|b| b.is_ascii_digit())
-    {
+    if !int_digits.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid());
     }
     let digits = format!("{int_digits}{frac_part}");
@@ -158,17 +148,11 @@ fn parse_decimal_picos(text: &str, scale: i32) -> Result<i128, MoneyParseError> 
     let mut value: i128 = if digits.is_empty() {
         0
     } else {
-        digits
-            .parse()
-            .map_err(|_| MoneyParseError::OutOfRange(text.to_string()))?
+        digits.parse().map_err(|_| MoneyParseError::OutOfRange(text.to_string()))?
     };
     if shift >= 0 {
-        let factor = 10i128
-            .checked_pow(shift as u32)
-            .ok_or_else(|| MoneyParseError::OutOfRange(text.to_string()))?;
-        value = value
-            .checked_mul(factor)
-            .ok_or_else(|| MoneyParseError::OutOfRange(text.to_string()))?;
+        let factor = 10i128.checked_pow(shift as u32).ok_or_else(|| MoneyParseError::OutOfRange(text.to_string()))?;
+        value = value.checked_mul(factor).ok_or_else(|| MoneyParseError::OutOfRange(text.to_string()))?;
     } else {
         let divisor = 10i128.checked_pow((-shift) as u32);
         match divisor {
@@ -236,21 +220,12 @@ mod tests {
 
     #[test]
     fn parses_decimal_strings_exactly() {
-        assert_eq!(
-            Usd::parse_decimal("12.5", 0).unwrap(),
-            Usd(12_500_000_000_000)
-        );
+        assert_eq!(Usd::parse_decimal("12.5", 0).unwrap(), Usd(12_500_000_000_000));
         assert_eq!(Usd::parse_decimal("-0.000001", 0).unwrap(), Usd(-1_000_000));
-        assert_eq!(
-            Usd::parse_decimal("1,234.50", 0).unwrap(),
-            Usd(1_234_500_000_000_000)
-        );
+        assert_eq!(Usd::parse_decimal("1,234.50", 0).unwrap(), Usd(1_234_500_000_000_000));
         assert_eq!(Usd::parse_decimal("1.5e-3", 0).unwrap(), Usd(1_500_000_000));
         // Anthropic cost reports: cents as decimal strings.
-        assert_eq!(
-            Usd::parse_decimal("123.4567", -2).unwrap(),
-            Usd(1_234_567_000_000)
-        );
+        assert_eq!(Usd::parse_decimal("123.4567", -2).unwrap(), Usd(1_234_567_000_000));
         assert!(Usd::parse_decimal("12,34", 0).is_err());
         assert!(Usd::parse_decimal("abc", 0).is_err());
         assert!(Usd::parse_decimal("", 0).is_err());

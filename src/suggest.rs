@@ -14,6 +14,23 @@ where
         .map(|(_, c)| c)
 }
 
+/// Rewrites serde's "unknown field `x`, expected one of `a`, `b`" (and "expected `a` or `b`") into a
+/// message that names the nearest valid key first. Other messages pass through unchanged.
+pub fn explain_unknown_field(message: &str) -> String {
+    let Some(rest) = message.trim().strip_prefix("unknown field `") else {
+        return message.trim().to_string();
+    };
+    let Some((field, expected)) = rest.split_once('`') else {
+        return message.trim().to_string();
+    };
+    let valid: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let hint = match nearest(field, valid.iter().copied()) {
+        Some(near) => format!("; did you mean `{near}`?"),
+        None => String::new(),
+    };
+    format!("unknown key `{field}`{hint} (valid keys: {})", valid.join(", "))
+}
+
 /// Levenshtein distance over chars.
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();

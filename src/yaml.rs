@@ -43,11 +43,7 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, YamlError> {
 
 /// Converts a YAML value to JSON, for hashing and storage (keys of a JSON object are sorted).
 pub fn to_json(value: &Value) -> Result<serde_json::Value, YamlError> {
-    serde_json::to_value(value).map_err(|e| YamlError {
-        line: None,
-        column: None,
-        message: e.to_string(),
-    })
+    serde_json::to_value(value).map_err(|e| YamlError { line: None, column: None, message: e.to_string() })
 }
 
 pub fn to_string<T: serde::Serialize>(value: &T) -> Result<String, YamlError> {
@@ -60,7 +56,7 @@ fn convert_error(error: serde_norway::Error) -> YamlError {
     YamlError {
         line: location.as_ref().map(|l| l.line()),
         column: location.as_ref().map(|l| l.column()),
-        message: explain_message(strip_position(&raw)),
+        message: crate::suggest::explain_unknown_field(strip_position(&raw)),
     }
 }
 
@@ -70,26 +66,6 @@ fn strip_position(message: &str) -> &str {
         Some(i) => &message[..i],
         None => message,
     }
-}
-
-/// Rewrites serde's "unknown field `x`, expected one of `a`, `b`" into a message that names the nearest
-/// valid key first.
-fn explain_message(message: &str) -> String {
-    let Some(rest) = message.strip_prefix("unknown field `") else {
-        return message.to_string();
-    };
-    let Some((field, expected)) = rest.split_once('`') else {
-        return message.to_string();
-    };
-    let valid: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    let hint = match crate::suggest::nearest(field, valid.iter().copied()) {
-        Some(near) => format!("; did you mean `{near}`?"),
-        None => String::new(),
-    };
-    format!(
-        "unknown key `{field}`{hint} (valid keys: {})",
-        valid.join(", ")
-    )
 }
 
 #[cfg(test)]
@@ -110,10 +86,7 @@ mod tests {
         let err = from_str::<Front>("name: a\nmodle: b\n").unwrap_err();
         assert_eq!(err.line, Some(2));
         assert_eq!(err.column, Some(1));
-        assert_eq!(
-            err.message,
-            "unknown key `modle`; did you mean `model`? (valid keys: name, model)"
-        );
+        assert_eq!(err.message, "unknown key `modle`; did you mean `model`? (valid keys: name, model)");
     }
 
     #[test]

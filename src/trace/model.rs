@@ -89,8 +89,7 @@ impl Usage {
     }
 
     pub fn is_consistent(&self) -> bool {
-        self.input_total
-            == self.input_uncached + self.cache_read + self.cache_write_5m + self.cache_write_1h
+        self.input_total == self.input_uncached + self.cache_read + self.cache_write_5m + self.cache_write_1h
             && self.reasoning <= self.output_total
     }
 }
