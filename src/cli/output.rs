@@ -142,6 +142,11 @@ impl Messages {
     }
 }
 
+/// A table's text without the padding comfy-table leaves at line ends.
+pub fn table_text(table: &comfy_table::Table) -> String {
+    table.lines().map(|l| l.trim_end().to_string()).collect::<Vec<_>>().join("\n")
+}
+
 /// A table in the house style: no outer borders, header underlined, fits the terminal when there is one.
 pub fn table(header: &[&str], color: bool) -> comfy_table::Table {
     let mut table = comfy_table::Table::new();

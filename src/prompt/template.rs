@@ -174,8 +174,8 @@ fn split_messages(text: &str, path: &str) -> Result<Vec<Message>, InputError> {
 
 fn template_error(path: &str, body_line: usize, error: &minijinja::Error) -> InputError {
     let message = match error.detail() {
-        Some(detail) => format!("template error: {detail}"),
-        None => format!("template error: {}", error.kind()),
+        Some(detail) => format!("invalid template: {detail}"),
+        None => format!("invalid template: {}", error.kind()),
     };
     let e = InputError::new(path, message);
     match error.line() {

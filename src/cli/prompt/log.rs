@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::super::context::Context;
 use super::super::error::{CmdResult, Exit};
-use super::super::output::table;
+use super::super::output::{table, table_text};
 use super::{no_commits, short};
 use crate::store::{CommitRecord, LabelEvent, OpenMode};
 
@@ -79,7 +79,7 @@ pub fn run(ctx: &mut Context, args: LogArgs) -> CmdResult {
             v.message.unwrap_or("").to_string(),
         ]);
     }
-    ctx.out.line(&t.to_string())?;
+    ctx.out.line(&table_text(&t))?;
     if !events.is_empty() {
         ctx.out.line("")?;
         let mut t = table(&["LABEL", "MOVED (UTC)", "FROM", "TO", "BY", "REASON"], ctx.out.color);
@@ -93,7 +93,7 @@ pub fn run(ctx: &mut Context, args: LogArgs) -> CmdResult {
                 e.reason.clone().unwrap_or_default(),
             ]);
         }
-        ctx.out.line(&t.to_string())?;
+        ctx.out.line(&table_text(&t))?;
     }
     Ok(Exit::Ok)
 }

@@ -1,0 +1,5 @@
+//! Integration tests: the real binary on fixture projects in temporary directories.
+
+mod common;
+mod prompt;
+mod state;
