@@ -3,7 +3,10 @@
 //! Domain modules (`prompt`, `pricing`, `trace`, …) take and return plain structs and know nothing of the
 //! terminal, clap or SQL. `store` is the only module that speaks SQL; `cli` the only one that prints.
 
+pub mod eval;
 pub mod money;
+pub mod portfolio;
+pub mod stats;
 pub mod suggest;
 pub mod trace;
 pub mod yaml;
