@@ -188,7 +188,8 @@ fn paired_differences(baseline: &[f64], candidate: &[f64]) -> Result<Vec<f64>, S
 }
 
 /// The requirement of an N-of-K eval: K samples per case, at least N of which must pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Built only through [`NOfK::new`], so `1 ≤ N ≤ K` always holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NOfK {
     required: u32,
     samples: u32,

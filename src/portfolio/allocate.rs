@@ -124,10 +124,10 @@ pub fn assign(
     version: HashVersion,
     ranges: &[BucketRange],
 ) -> Assignment {
-    let bucket = bucket(seed, unit_id, version);
+    let hashed = bucket(seed, unit_id, version);
     Assignment {
-        bucket,
-        variation: choose_variation(bucket, ranges),
+        bucket: hashed,
+        variation: choose_variation(hashed, ranges),
     }
 }
 
@@ -158,7 +158,7 @@ mod tests {
     fn assign_agrees_with_hash_and_choose() {
         let ranges = bucket_ranges(3, 1.0, Some(&[0.2, 0.3, 0.5]));
         let assignment = assign("seed", "user-1", HashVersion::V2, &ranges);
-        let bucket = super::super::hashing::hash("seed", "user-1", 2).unwrap();
+        let bucket = crate::portfolio::hashing::hash("seed", "user-1", 2).unwrap();
         assert_eq!(assignment.bucket, bucket);
         assert_eq!(assignment.variation, choose_variation(bucket, &ranges));
         assert!(assignment.variation.is_some());
