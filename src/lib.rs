@@ -6,8 +6,11 @@
 pub mod cli;
 pub mod config;
 pub mod diag;
+pub mod eval;
 pub mod money;
+pub mod portfolio;
 pub mod prompt;
+pub mod stats;
 pub mod store;
 pub mod suggest;
 pub mod tokens;

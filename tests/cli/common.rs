@@ -105,6 +105,8 @@ pub fn snapshot_settings(project: &Project) -> insta::Settings {
 
 fn regex_escape(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' { c.to_string() } else { format!("\\{c}") })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' { c.to_string() } else { format!("\\{c}") }
+        })
         .collect()
 }

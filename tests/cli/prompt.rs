@@ -60,7 +60,10 @@ fn an_ambiguous_prefix_lists_the_candidates() {
     p.run(&["init"], 0);
     // 17 versions cannot all start with different hex digits.
     for i in 0..17 {
-        p.write("prompts/faq.prompt", &format!("---\nmodel: openai:gpt-4o-mini\n---\n::: user\nQuestion {i}: {{{{ q }}}}\n"));
+        p.write(
+            "prompts/faq.prompt",
+            &format!("---\nmodel: openai:gpt-4o-mini\n---\n::: user\nQuestion {i}: {{{{ q }}}}\n"),
+        );
         p.run(&["prompt", "commit"], 0);
     }
     let log = p.json(&["prompt", "log", "faq"]);
@@ -126,7 +129,8 @@ fn render_names_a_missing_variable() {
 #[test]
 fn diff_between_versions_matches_the_contract() {
     let p = committed();
-    let text = p.read("prompts/support-reply.prompt")
+    let text = p
+        .read("prompts/support-reply.prompt")
         .replace("model: openai:gpt-4o-mini", "model: openai:gpt-4.1-mini")
         .replace("concise tone", "concise tone.\nSign off as \"{{ agent_name }}\"");
     p.write("prompts/support-reply.prompt", &text);
@@ -145,7 +149,12 @@ fn diff_between_versions_matches_the_contract() {
     assert_eq!(delta, doc["tokens"]["to"].as_i64().unwrap() - doc["tokens"]["from"].as_i64().unwrap());
     assert!(delta > 0);
     let settings = snapshot_settings(&p);
-    settings.bind(|| insta::assert_snapshot!("prompt_diff_human", p.run(&["prompt", "diff", "support-reply@~1", "support-reply@~0"], 0).0));
+    settings.bind(|| {
+        insta::assert_snapshot!(
+            "prompt_diff_human",
+            p.run(&["prompt", "diff", "support-reply@~1", "support-reply@~0"], 0).0
+        )
+    });
 }
 
 #[test]
@@ -177,12 +186,28 @@ fn diff_of_the_working_file_uses_production_then_says_it_fell_back() {
 fn bad_prompt_files_are_rejected_with_positions_and_nothing_is_written() {
     let cases: &[(&str, &[u8], &str)] = &[
         ("malformed yaml", b"---\nname: bad\nparams: { temperature: 0.2\n---\n::: user\nhi\n", "prompts/bad.prompt:4:"),
-        ("no closing fence", b"---\nname: bad\nmodel: openai:gpt-4o\n::: user\nhi\n", "prompts/bad.prompt:1:1: the frontmatter opened on line 1 is never closed"),
-        ("unknown key", b"---\nname: bad\ntemperture: 0.3\n---\n::: user\nhi\n", "prompts/bad.prompt:3:1: unknown key `temperture`"),
-        ("name differs", b"---\nname: good\n---\n::: user\nhi\n", "prompts/bad.prompt:2:1: `name: good` differs from the file name `bad.prompt`"),
+        (
+            "no closing fence",
+            b"---\nname: bad\nmodel: openai:gpt-4o\n::: user\nhi\n",
+            "prompts/bad.prompt:1:1: the frontmatter opened on line 1 is never closed",
+        ),
+        (
+            "unknown key",
+            b"---\nname: bad\ntemperture: 0.3\n---\n::: user\nhi\n",
+            "prompts/bad.prompt:3:1: unknown key `temperture`",
+        ),
+        (
+            "name differs",
+            b"---\nname: good\n---\n::: user\nhi\n",
+            "prompts/bad.prompt:2:1: `name: good` differs from the file name `bad.prompt`",
+        ),
         ("not utf-8", b"---\nname: bad\n---\n::: user\ncaf\xe9\n", "prompts/bad.prompt:5:4: not valid UTF-8"),
         ("empty", b"", "prompts/bad.prompt: the file is empty"),
-        ("missing examples", b"---\nexamples: bad.examples.yaml\n---\n::: user\nhi\n", "prompts/bad.prompt:2:1: examples file `bad.examples.yaml` not found"),
+        (
+            "missing examples",
+            b"---\nexamples: bad.examples.yaml\n---\n::: user\nhi\n",
+            "prompts/bad.prompt:2:1: examples file `bad.examples.yaml` not found",
+        ),
         ("unknown role", b"---\nname: bad\n---\n::: sytem\nhi\n", "prompts/bad.prompt:4:1: unknown role `sytem`"),
         ("template syntax", b"---\nname: bad\n---\n::: user\n{{ oops \n", "prompts/bad.prompt:5"),
     ];
