@@ -4,6 +4,7 @@
 //! terminal, clap or SQL. `store` is the only module that speaks SQL; `cli` the only one that prints.
 
 pub mod money;
+pub mod pricing;
 pub mod suggest;
 pub mod trace;
 pub mod yaml;
