@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::pricing::data::{self, CURATED_PATH, CURATED_TOML, DataInfo, PRICES_JSON};
+use crate::pricing::data::{self, CURATED_PATH, DataInfo, PRICES_JSON};
 use crate::pricing::model::{Alias, ModelId, ModelSpec, PriceRow, Provider, RowSource};
 use crate::pricing::sheet::{self, Position, Sheet, SheetAlias, SheetError, SheetPrice};
 
@@ -103,19 +103,17 @@ impl PriceBook {
     }
 
     fn parse_embedded() -> Result<PriceBook, String> {
-        let (info, rows) = data::parse(PRICES_JSON).map_err(|e| e.to_string())?;
+        let embedded = data::parse(PRICES_JSON).map_err(|e| e.to_string())?;
         let mut book = PriceBook {
             rows: BTreeMap::new(),
             aliases: BTreeMap::new(),
-            info,
+            info: embedded.info,
             overrides: Vec::new(),
         };
-        for row in rows {
+        for row in embedded.rows {
             book.rows.entry(row.model.clone()).or_default().push(row);
         }
-        let curated_path = Path::new(CURATED_PATH);
-        let sheet = sheet::parse(CURATED_TOML, curated_path).map_err(|e| e.to_string())?;
-        book.apply_sheet(sheet, curated_path, Origin::Curated)
+        book.apply_sheet(embedded.curated, Path::new(CURATED_PATH), Origin::Curated)
             .map_err(|e| e.to_string())?;
         book.start_data_rows_after_curated_history();
         Ok(book)

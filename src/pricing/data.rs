@@ -7,10 +7,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::PerMTok;
 use crate::pricing::model::{LongContext, ModelId, PriceRow, Provider, Rates, RowSource};
+use crate::pricing::sheet::{Position, Sheet, SheetAlias, SheetPrice};
 
 pub(crate) const PRICES_JSON: &str = include_str!("data/prices.json");
+/// The curated file's entries are copied into prices.json by the converter, so that start-up parses no
+/// TOML; a test checks the copy against this file.
+#[cfg(test)]
 pub(crate) const CURATED_TOML: &str = include_str!("data/curated.toml");
 pub(crate) const CURATED_PATH: &str = "src/pricing/data/curated.toml (embedded)";
+
+/// Entries copied from curated.toml have no position in a text the user could open.
+const EMBEDDED_AT: Position = Position { line: 0, column: 0 };
 
 /// Where the embedded prices come from, as the data file's header states it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,6 +60,42 @@ struct RawBook<'a> {
     notes: Vec<String>,
     #[serde(borrow)]
     rows: Vec<RawRow<'a>>,
+    #[serde(borrow)]
+    curated_prices: Vec<RawCuratedPrice<'a>>,
+    #[serde(borrow)]
+    curated_aliases: Vec<RawCuratedAlias<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCuratedPrice<'a> {
+    model: &'a str,
+    effective_from: Option<&'a str>,
+    effective_until: Option<&'a str>,
+    input: &'a str,
+    output: &'a str,
+    cache_read: Option<&'a str>,
+    cache_write_5m: Option<&'a str>,
+    cache_write_1h: Option<&'a str>,
+    #[serde(borrow)]
+    batch: Option<RawRates<'a>>,
+    #[serde(borrow)]
+    flex: Option<RawRates<'a>>,
+    #[serde(borrow)]
+    priority: Option<RawRates<'a>>,
+    #[serde(borrow)]
+    long_context: Option<RawLongContext<'a>>,
+    source: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCuratedAlias<'a> {
+    alias: &'a str,
+    target: &'a str,
+    effective_from: Option<&'a str>,
+    effective_until: Option<&'a str>,
+    source: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -99,7 +142,14 @@ struct RawLongContext<'a> {
     priority: Option<RawRates<'a>>,
 }
 
-pub(crate) fn parse(text: &str) -> Result<(DataInfo, Vec<PriceRow>), DataError> {
+/// The generated file's contents: header, data rows, and the curated entries as a sheet.
+pub(crate) struct Embedded {
+    pub info: DataInfo,
+    pub rows: Vec<PriceRow>,
+    pub curated: Sheet,
+}
+
+pub(crate) fn parse(text: &str) -> Result<Embedded, DataError> {
     let raw: RawBook = serde_json::from_str(text)?;
     if raw.format != "promptctl.pricebook/v1" {
         return Err(DataError::Invalid(format!("unknown format {}", raw.format)));
@@ -113,12 +163,69 @@ pub(crate) fn parse(text: &str) -> Result<(DataInfo, Vec<PriceRow>), DataError> 
         .iter()
         .map(|r| row(r, &raw.sources))
         .collect::<Result<_, _>>()?;
+    let curated = Sheet {
+        prices: raw
+            .curated_prices
+            .iter()
+            .map(curated_price)
+            .collect::<Result<_, _>>()?,
+        aliases: raw
+            .curated_aliases
+            .iter()
+            .map(curated_alias)
+            .collect::<Result<_, _>>()?,
+    };
     let info = DataInfo {
         retrieved,
         sources: raw.sources,
         notes: raw.notes,
     };
-    Ok((info, rows))
+    Ok(Embedded {
+        info,
+        rows,
+        curated,
+    })
+}
+
+fn curated_price(raw: &RawCuratedPrice) -> Result<SheetPrice, DataError> {
+    Ok(SheetPrice {
+        model: raw.model.to_string(),
+        model_at: EMBEDDED_AT,
+        effective_from: optional_date(raw.effective_from)?,
+        effective_until: optional_date(raw.effective_until)?,
+        standard: rates(
+            raw.input,
+            raw.output,
+            [raw.cache_read, raw.cache_write_5m, raw.cache_write_1h],
+        )?,
+        batch: raw.batch.as_ref().map(tier).transpose()?,
+        flex: raw.flex.as_ref().map(tier).transpose()?,
+        priority: raw.priority.as_ref().map(tier).transpose()?,
+        long_context: raw.long_context.as_ref().map(long_context).transpose()?,
+        source: Some(raw.source.to_string()),
+        at: EMBEDDED_AT,
+    })
+}
+
+fn curated_alias(raw: &RawCuratedAlias) -> Result<SheetAlias, DataError> {
+    Ok(SheetAlias {
+        alias: raw.alias.to_string(),
+        alias_at: EMBEDDED_AT,
+        target: raw.target.to_string(),
+        target_at: EMBEDDED_AT,
+        effective_from: optional_date(raw.effective_from)?,
+        effective_until: optional_date(raw.effective_until)?,
+        source: Some(raw.source.to_string()),
+        at: EMBEDDED_AT,
+    })
+}
+
+fn optional_date(text: Option<&str>) -> Result<Option<Date>, DataError> {
+    text.map(|t| {
+        t.parse()
+            .map_err(|e| DataError::Invalid(format!("date {t}: {e}")))
+    })
+    .transpose()
 }
 
 fn row(raw: &RawRow, sources: &BTreeMap<String, SourceInfo>) -> Result<PriceRow, DataError> {

@@ -38,6 +38,28 @@ fn embedded_book_parses_and_says_where_it_comes_from() {
 }
 
 #[test]
+fn prices_json_carries_an_up_to_date_copy_of_curated_toml() {
+    let from_toml = sheet::parse(data::CURATED_TOML, Path::new("curated.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let from_json = data::parse(data::PRICES_JSON).unwrap().curated;
+    let unplaced = |mut s: sheet::Sheet| {
+        let nowhere = Position { line: 0, column: 0 };
+        for p in &mut s.prices {
+            (p.at, p.model_at) = (nowhere, nowhere);
+        }
+        for a in &mut s.aliases {
+            (a.at, a.alias_at, a.target_at) = (nowhere, nowhere, nowhere);
+        }
+        s
+    };
+    assert_eq!(
+        unplaced(from_toml),
+        unplaced(from_json),
+        "curated.toml changed: rerun tools/pricebook/convert.py"
+    );
+}
+
+#[test]
 fn gpt_4o_mini_costs_15_and_60_cents_per_million() {
     for spec in [
         "gpt-4o-mini",

@@ -343,6 +343,7 @@ def build(args: argparse.Namespace) -> dict:
             check_anthropic_cache_rules(model, row, notes)
         drop_incomplete_tiers(f"{provider}:{model}", row, notes)
     check_curated_targets(rows, curated)
+    curated_prices, curated_aliases = curated_entries(curated)
     used = {"litellm-1.82.6"} | ({"litellm-1.74.0"} if legacy is not None else set())
     return {
         "format": "promptctl.pricebook/v1",
@@ -355,6 +356,8 @@ def build(args: argparse.Namespace) -> dict:
             {"provider": provider, "model": model, **ordered(row)}
             for (provider, model), row in sorted(rows.items())
         ],
+        "curated_prices": curated_prices,
+        "curated_aliases": curated_aliases,
     }
 
 
@@ -371,12 +374,29 @@ def ordered(prices: dict) -> dict:
     }
 
 
+def curated_entries(curated: dict) -> tuple[list[dict], list[dict]]:
+    """curated.toml's entries as JSON objects, so that promptctl parses one JSON file at start-up and no
+    TOML. Dates become ISO strings; everything else is copied as written (a Rust test checks that the
+    copy matches curated.toml)."""
+
+    def plain(entry: dict) -> dict:
+        return {
+            k: (v.isoformat() if isinstance(v, dt.date) else plain(v) if isinstance(v, dict) else v)
+            for k, v in entry.items()
+        }
+
+    return [plain(p) for p in curated.get("price", [])], [plain(a) for a in curated.get("alias", [])]
+
+
 def render(book: dict) -> str:
     """Pretty enough to review in a diff: one row per line."""
-    head = {k: v for k, v in book.items() if k != "rows"}
-    lines = json.dumps(head, indent=1, ensure_ascii=False)[:-2]
-    rows = ",\n".join("  " + json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in book["rows"])
-    return f'{lines},\n "rows": [\n{rows}\n ]\n}}\n'
+    listed = ("rows", "curated_prices", "curated_aliases")
+    head = {k: v for k, v in book.items() if k not in listed}
+    text = json.dumps(head, indent=1, ensure_ascii=False)[:-2]
+    for key in listed:
+        items = ",\n".join("  " + json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in book[key])
+        text += f',\n "{key}": [\n{items}\n ]'
+    return text + "\n}\n"
 
 
 def main() -> int:
