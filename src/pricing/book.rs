@@ -460,11 +460,15 @@ impl PriceBook {
             Err(LookupError::UnknownModel { .. }) if spec.provider.is_some() => {
                 Ok(ModelId::new(spec.provider.unwrap_or(Provider::OpenAi), spec.name))
             }
-            Err(e @ LookupError::Ambiguous { .. }) => Err(at.error(path, e.to_string())),
-            Err(e) => Err(at.error(
+            Err(LookupError::UnknownModel { suggestion, .. }) => Err(at.error(
                 path,
-                format!("{e}; to add a new model, name its provider: `openai:{}`", spec.name),
+                format!(
+                    "unknown model `{text}`{}; to add a new model, name its provider: `openai:{}`",
+                    suggestion.map_or(String::new(), |s| format!(" (did you mean `{s}`?)")),
+                    spec.name
+                ),
             )),
+            Err(e) => Err(at.error(path, e.to_string())),
         }
     }
 

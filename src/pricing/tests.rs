@@ -404,7 +404,10 @@ fn bad_override_files_name_file_line_and_column() {
 
     let err = sheet_error("[[price]]\nmodel = \"gpt-17\"\ninput = \"1\"\noutput = \"2\"\n");
     assert_eq!((err.line, err.column), (2, 9), "{err}");
-    assert!(err.message.contains("openai:gpt-17"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "pricing.toml:2:9: unknown model `gpt-17` (did you mean `gpt-4o`?); to add a new model, name its provider: `openai:gpt-17`"
+    );
 
     let err = sheet_error("[[price]]\nmodel = \"gpt-4o\"\ninput = \"1\"\noutput = \"2\"\n");
     assert!(
@@ -433,4 +436,22 @@ fn a_missing_override_file_is_a_read_error() {
     let err = PriceBook::with_overrides(Path::new("/nonexistent/pricing.toml")).unwrap_err();
     assert!(matches!(err, OverrideError::Read { .. }));
     assert!(err.to_string().contains("/nonexistent/pricing.toml"));
+}
+
+#[test]
+fn the_override_example_in_the_docs_is_valid() {
+    let docs = include_str!("../../docs/pricing.md");
+    let start = docs
+        .find("```toml\n# pricing.toml")
+        .expect("example in docs/pricing.md")
+        + 8;
+    let example = &docs[start..start + docs[start..].find("```").unwrap()];
+    let book = overlay(example).unwrap_or_else(|e| panic!("{e}"));
+    let bot = book.quote("openai:support-bot", date(2026, 3, 1)).unwrap();
+    assert_eq!(bot.row.input(), usd_per_mtok("0.30"));
+    let mini = book.price_at("gpt-4o-mini", date(2026, 6, 1)).unwrap();
+    assert_eq!(
+        mini.long_context.unwrap().priority.unwrap().output,
+        usd_per_mtok("1.60")
+    );
 }
