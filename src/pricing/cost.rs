@@ -21,6 +21,29 @@ pub enum Tier {
     Priority,
 }
 
+impl Tier {
+    /// The tier a traced request was billed at, from its `service_tier` and batch flag. OpenAI reports
+    /// `default`/`auto`/`flex`/`priority`, Anthropic `standard`/`priority`/`batch`. `None` for a tier the
+    /// book has no prices for (OpenAI's `scale`) or does not recognise.
+    pub fn from_request(service_tier: Option<&str>, batch: bool) -> Option<Tier> {
+        if batch {
+            return Some(Tier::Batch);
+        }
+        match service_tier
+            .map(|t| t.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("" | "default" | "auto" | "standard" | "standard_only") => {
+                Some(Tier::Standard)
+            }
+            Some("batch") => Some(Tier::Batch),
+            Some("flex") => Some(Tier::Flex),
+            Some("priority") => Some(Tier::Priority),
+            Some(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for Tier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -274,6 +297,22 @@ fn scale(price: PerMTok, num: i64, den: i64) -> PerMTok {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiers_from_trace_fields() {
+        assert_eq!(Tier::from_request(None, false), Some(Tier::Standard));
+        assert_eq!(
+            Tier::from_request(Some("default"), false),
+            Some(Tier::Standard)
+        );
+        assert_eq!(Tier::from_request(Some("flex"), false), Some(Tier::Flex));
+        assert_eq!(
+            Tier::from_request(Some("Priority"), false),
+            Some(Tier::Priority)
+        );
+        assert_eq!(Tier::from_request(Some("default"), true), Some(Tier::Batch));
+        assert_eq!(Tier::from_request(Some("scale"), false), None);
+    }
 
     #[test]
     fn scaling_rounds_half_up_to_a_pico_per_token() {

@@ -152,8 +152,7 @@ def per_mtok(value: float, where: str) -> str:
     # promptctl stores micro-dollars per 1M tokens (= pico-dollars per token); finer would not round-trip.
     if amount != amount.quantize(Decimal("0.000001")):
         raise ConvertError(f"{where}: {value!r} is finer than a micro-dollar per 1M tokens")
-    text = format(amount.normalize(), "f")
-    return text
+    return format(amount.normalize(), "f")
 
 
 def sha256(path: Path) -> str:
@@ -190,7 +189,7 @@ def convert_entry(provider: str, model: str, entry: dict, notes: list[str]) -> d
     row: dict = {}
     long: dict = {}
     for field, value in entry.items():
-        if not ("cost" in field) or NOT_TEXT.search(field) or value is None:
+        if "cost" not in field or NOT_TEXT.search(field) or value is None:
             continue
         if field == "output_cost_per_reasoning_token":
             if value != entry.get("output_cost_per_token"):
@@ -284,7 +283,7 @@ def collect(source: dict, legacy: dict | None, notes: list[str]) -> dict[tuple[s
             continue
         row = convert_entry(*split, entry, notes)
         row["source"] = "litellm-1.82.6"
-        if split in rows and {k: v for k, v in rows[split].items()} != row:
+        if split in rows and rows[split] != row:
             raise ConvertError(f"{split}: listed twice with different prices")
         rows[split] = row
     if legacy is not None:
