@@ -9,6 +9,7 @@ pub mod diag;
 pub mod eval;
 pub mod money;
 pub mod portfolio;
+pub mod pricing;
 pub mod prompt;
 pub mod stats;
 pub mod store;
