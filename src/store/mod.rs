@@ -17,7 +17,7 @@ pub use audit::AuditEvent;
 pub use prompts::{CommitRecord, LabelEvent, NewCommit, StoredVersion};
 
 /// Migrations in order; schema version N is the state after applying the first N.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql"), include_str!("migrations/0002_eval.sql")];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
