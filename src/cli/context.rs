@@ -49,9 +49,15 @@ impl Context {
         let cwd =
             std::env::current_dir().map_err(|e| CliError::input(format!("cannot read the current directory: {e}")))?;
         let root = find_project_root(&cwd);
+        Ok(Context::in_dir(global, cwd, root))
+    }
+
+    /// A context rooted at `root`, as if the command ran there (the demo runs commands in a temporary
+    /// project this way).
+    pub fn in_dir(global: GlobalArgs, cwd: PathBuf, root: PathBuf) -> Context {
         let out = Output::new(global.format, global.color);
         let msg = Messages::new(global.quiet, global.color);
-        Ok(Context { global, out, msg, cwd, root })
+        Context { global, out, msg, cwd, root }
     }
 
     /// The project root: the nearest directory upwards with `promptctl.toml`, else the git work-tree root,

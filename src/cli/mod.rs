@@ -4,6 +4,7 @@ pub mod context;
 pub mod error;
 pub mod output;
 
+mod demo;
 mod init;
 mod prompt;
 
@@ -40,6 +41,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Init(init::InitArgs),
+    Demo(demo::DemoArgs),
     #[command(subcommand)]
     Prompt(prompt::PromptCommand),
 }
@@ -63,6 +65,7 @@ pub fn main() -> ExitCode {
 fn dispatch(ctx: &mut Context, command: Command) -> CmdResult {
     match command {
         Command::Init(args) => init::run(ctx, args),
+        Command::Demo(args) => demo::run(ctx, args),
         Command::Prompt(cmd) => prompt::run(ctx, cmd),
     }
 }
