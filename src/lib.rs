@@ -4,6 +4,8 @@
 //! terminal, clap or SQL. `store` is the only module that speaks SQL; `cli` the only one that prints.
 
 pub mod money;
+pub mod provider;
+pub mod sim;
 pub mod suggest;
 pub mod trace;
 pub mod yaml;

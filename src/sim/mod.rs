@@ -1,0 +1,1 @@
+//! Simulator (placeholder while the provider compiles).
