@@ -94,6 +94,9 @@ pub(crate) enum DecodeError {
 #[derive(Debug)]
 pub(crate) struct HttpProvider<P> {
     id: ProviderId,
+    /// Parsed once: reqwest would parse a string on every request.
+    endpoint: reqwest::Url,
+    /// For error messages.
     url: String,
     headers: HeaderMap,
     http: reqwest::Client,
@@ -114,11 +117,12 @@ impl<P: Protocol> HttpProvider<P> {
         timeouts: Timeouts,
         protocol: P,
     ) -> Result<Self, ProviderError> {
-        let url = endpoint_url(&id, base_url, protocol.path())?;
+        let (endpoint, url) = endpoint_url(&id, base_url, protocol.path())?;
         let mut headers = protocol.auth_headers(key.as_ref())?;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Ok(HttpProvider {
             id,
+            endpoint,
             url,
             headers,
             http: http_client(timeouts)?,
@@ -150,7 +154,7 @@ impl<P: Protocol> HttpProvider<P> {
         let deadlines = Deadlines::new(recorder.started(), self.timeouts, request.stream);
         let sent = self
             .http
-            .post(&self.url)
+            .post(self.endpoint.clone())
             .headers(self.headers.clone())
             .header(ACCEPT, accept_header(request.stream))
             .body(self.protocol.request_body(&self.id.model, request))
@@ -455,10 +459,14 @@ fn accept_header(streamed: bool) -> HeaderValue {
     })
 }
 
-fn endpoint_url(id: &ProviderId, base_url: &str, path: &str) -> Result<String, ProviderError> {
+fn endpoint_url(
+    id: &ProviderId,
+    base_url: &str,
+    path: &str,
+) -> Result<(reqwest::Url, String), ProviderError> {
     let url = format!("{}{}", base_url.trim_end_matches('/'), path);
     match reqwest::Url::parse(&url) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(url),
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok((parsed, url)),
         Ok(parsed) => Err(invalid_base_url(
             id,
             base_url,

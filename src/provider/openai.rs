@@ -1,9 +1,11 @@
 //! OpenAI chat completions (`POST {base_url}/chat/completions`), spoken by OpenAI, most
 //! OpenAI-compatible servers and the simulator.
 
+use std::borrow::Cow;
+
 use reqwest::header::{AUTHORIZATION, HeaderMap};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::ChatRequest;
 use super::attempt::StreamEvent;
@@ -37,27 +39,30 @@ impl Protocol for OpenAi {
     }
 
     fn request_body(&self, model: &str, request: &ChatRequest) -> Vec<u8> {
-        let mut body: Map<String, Value> = request.params.clone();
-        body.insert("model".into(), model.into());
-        body.insert("messages".into(), json!(request.messages));
-        if request.stream {
-            body.insert("stream".into(), true.into());
-            body.insert("stream_options".into(), json!({"include_usage": true}));
-        } else {
-            body.remove("stream");
-            body.remove("stream_options");
-        }
-        serde_json::to_vec(&body).expect("a JSON map always serializes")
+        let body = RequestBody {
+            model,
+            messages: &request.messages,
+            stream: request.stream.then_some(true),
+            stream_options: request.stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
+            params: params_without(&request.params, OWNED_KEYS),
+        };
+        serde_json::to_vec(&body).expect("a request body always serializes")
     }
 
     fn parse_body(&self, body: &[u8]) -> Result<Vec<StreamEvent>, DecodeError> {
-        let response: Completion = parse_json(body)?;
+        let response: Completion<'_> = parse_json(body)?;
         if let Some(error) = response.error {
             return Err(error.into_decode_error());
         }
         let mut events = Vec::new();
-        events.extend(response.model.map(StreamEvent::Model));
-        events.extend(response.service_tier.map(StreamEvent::ServiceTier));
+        events.extend(response.model.map(|m| StreamEvent::Model(m.into_owned())));
+        events.extend(
+            response
+                .service_tier
+                .map(|t| StreamEvent::ServiceTier(t.into_owned())),
+        );
         if let Some(choice) = response.choices.into_iter().find(|c| c.index == 0) {
             let text = choice.message.and_then(|m| m.content).unwrap_or_default();
             events.push(StreamEvent::Text(text));
@@ -84,7 +89,7 @@ impl StreamDecoder for OpenAiStream {
             out.push(StreamEvent::Done);
             return Ok(());
         }
-        let chunk: Completion = parse_json(event.data.as_bytes())?;
+        let chunk: Completion<'_> = parse_json(event.data.as_bytes())?;
         if let Some(error) = chunk.error {
             return Err(error.into_decode_error());
         }
@@ -92,9 +97,13 @@ impl StreamDecoder for OpenAiStream {
             && let Some(model) = chunk.model
         {
             self.model_seen = true;
-            out.push(StreamEvent::Model(model));
+            out.push(StreamEvent::Model(model.into_owned()));
         }
-        out.extend(chunk.service_tier.map(StreamEvent::ServiceTier));
+        out.extend(
+            chunk
+                .service_tier
+                .map(|t| StreamEvent::ServiceTier(t.into_owned())),
+        );
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
             if let Some(text) = choice.delta.and_then(|d| d.content) {
                 out.push(StreamEvent::Text(text));
@@ -106,17 +115,52 @@ impl StreamDecoder for OpenAiStream {
     }
 }
 
-/// A `chat.completion` or a `chat.completion.chunk`: the fields we read from either.
+/// Keys the client sets itself; the prompt's params cannot override them.
+const OWNED_KEYS: &[&str] = &["model", "messages", "stream", "stream_options"];
+
+#[derive(Serialize)]
+struct RequestBody<'a> {
+    model: &'a str,
+    messages: &'a [crate::trace::model::Message],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(flatten)]
+    params: Cow<'a, Map<String, Value>>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// `params` minus `owned` keys, copied only when it has any of them.
+pub(crate) fn params_without<'a>(
+    params: &'a Map<String, Value>,
+    owned: &[&str],
+) -> Cow<'a, Map<String, Value>> {
+    if owned.iter().any(|k| params.contains_key(*k)) {
+        let mut kept = params.clone();
+        kept.retain(|k, _| !owned.contains(&k.as_str()));
+        Cow::Owned(kept)
+    } else {
+        Cow::Borrowed(params)
+    }
+}
+
+/// A `chat.completion` or a `chat.completion.chunk`: the fields we read from either. Strings repeated in
+/// every chunk are borrowed from the event, not copied.
 #[derive(Debug, Deserialize)]
-struct Completion {
-    #[serde(default)]
-    model: Option<String>,
+struct Completion<'a> {
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
     #[serde(default)]
     choices: Vec<Choice>,
     #[serde(default)]
     usage: Option<WireUsage>,
-    #[serde(default)]
-    service_tier: Option<String>,
+    #[serde(default, borrow)]
+    service_tier: Option<Cow<'a, str>>,
     #[serde(default)]
     error: Option<WireError>,
 }

@@ -39,20 +39,32 @@ impl SseDecoder {
 
     /// Decodes the complete lines in `bytes` (plus what was pending), appending finished events.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
-        let mut buffer = std::mem::take(&mut self.pending);
-        buffer.extend_from_slice(bytes);
-        let mut consumed = 0;
-        while let Some(offset) = find_newline(&buffer[consumed..]) {
-            let end = consumed + offset;
-            self.take_line(&buffer[consumed..end], out)?;
-            consumed = end + 1;
+        // Only an incomplete last line is copied; complete lines are decoded in place.
+        if self.pending.is_empty() {
+            let consumed = self.take_lines(bytes, out)?;
+            self.pending.extend_from_slice(&bytes[consumed..]);
+        } else {
+            let mut buffer = std::mem::take(&mut self.pending);
+            buffer.extend_from_slice(bytes);
+            let consumed = self.take_lines(&buffer, out)?;
+            buffer.drain(..consumed);
+            self.pending = buffer;
         }
-        buffer.drain(..consumed);
-        if buffer.len() > MAX_LINE {
+        if self.pending.len() > MAX_LINE {
             return Err(SseError::LineTooLong { limit: MAX_LINE });
         }
-        self.pending = buffer;
         Ok(())
+    }
+
+    /// Decodes every complete line of `bytes`; returns how many bytes that consumed.
+    fn take_lines(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> Result<usize, SseError> {
+        let mut consumed = 0;
+        while let Some(offset) = find_newline(&bytes[consumed..]) {
+            let end = consumed + offset;
+            self.take_line(&bytes[consumed..end], out)?;
+            consumed = end + 1;
+        }
+        Ok(consumed)
     }
 
     /// At end of input: a last line without a newline, and an event without its blank line, still count

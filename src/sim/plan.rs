@@ -394,12 +394,20 @@ fn prefix_blocks(model: &str, messages: &[SimMessage]) -> Vec<u64> {
 
 /// Word-sized chunks, each keeping its trailing whitespace; long words split every 8 characters.
 pub(crate) fn chunk_text(text: &str) -> Vec<String> {
-    let mut chunks = Vec::new();
+    const MAX_CHARS: usize = 8;
+    let mut chunks = Vec::with_capacity(text.len() / 4 + 1);
     for word in text.split_inclusive(char::is_whitespace) {
-        let chars: Vec<char> = word.chars().collect();
-        for piece in chars.chunks(8) {
-            chunks.push(piece.iter().collect());
+        let mut start = 0;
+        let mut chars = 0;
+        for (offset, _) in word.char_indices() {
+            if chars == MAX_CHARS {
+                chunks.push(word[start..offset].to_string());
+                start = offset;
+                chars = 0;
+            }
+            chars += 1;
         }
+        chunks.push(word[start..].to_string());
     }
     chunks
 }

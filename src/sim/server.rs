@@ -113,25 +113,28 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 /// previous one, a stall before the chosen chunk. Frames due at the same moment go out as one write.
 fn stream_response(responder: &Responder<'_>, reply: &Reply) -> Response {
     let frames = responder.stream_frames(reply);
-    let mut batches: VecDeque<(Duration, Vec<u8>)> = VecDeque::new();
-    for (position, (chunk, bytes)) in frames.into_iter().enumerate() {
+    let mut batches: VecDeque<(Duration, usize, usize)> = VecDeque::new();
+    let mut start = 0;
+    for (position, &(end, chunk)) in frames.ends.iter().enumerate() {
         let delay = frame_delay(reply, position, chunk);
         match batches.back_mut() {
-            Some((_, batch)) if delay.is_zero() => batch.extend_from_slice(&bytes),
-            _ => batches.push_back((delay, bytes.to_vec())),
+            Some((_, _, batch_end)) if delay.is_zero() => *batch_end = end,
+            _ => batches.push_back((delay, start, end)),
         }
+        start = end;
     }
-    let body = if batches.len() == 1 && batches[0].0.is_zero() {
-        Body::from(batches.pop_front().map(|(_, b)| b).unwrap_or_default())
-    } else {
-        Body::from_stream(futures_util::stream::unfold(
-            batches,
-            |mut batches| async move {
-                let (delay, bytes) = batches.pop_front()?;
+    let bytes = Bytes::from(frames.bytes);
+    let body = match batches.front() {
+        Some((delay, _, _)) if batches.len() == 1 && delay.is_zero() => Body::from(bytes),
+        _ => Body::from_stream(futures_util::stream::unfold(
+            (batches, bytes),
+            |(mut batches, bytes)| async move {
+                let (delay, start, end) = batches.pop_front()?;
                 pause(delay).await;
-                Some((Ok::<_, Infallible>(Bytes::from(bytes)), batches))
+                let batch = bytes.slice(start..end);
+                Some((Ok::<_, Infallible>(batch), (batches, bytes)))
             },
-        ))
+        )),
     };
     (
         StatusCode::OK,

@@ -1,7 +1,6 @@
 //! The two wire formats the simulator speaks: parsing requests, rendering replies, errors and
 //! event-stream frames.
 
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -199,124 +198,131 @@ impl Responder<'_> {
         body.to_string().into_bytes()
     }
 
-    /// The frames of a streamed reply, in order: `(index of the text chunk it carries, bytes)`.
-    /// Frames that carry no text have no index.
-    pub fn stream_frames(&self, reply: &Reply) -> Vec<(Option<usize>, Bytes)> {
+    /// The event-stream frames of a streamed reply, written into one buffer.
+    pub fn stream_frames(&self, reply: &Reply) -> Frames {
+        let mut frames = Frames {
+            bytes: Vec::with_capacity(256 + reply.chunks.len() * 200),
+            ends: Vec::with_capacity(reply.chunks.len() + 6),
+        };
         match self.wire {
-            Wire::OpenAi => self.openai_frames(reply),
-            Wire::Anthropic => self.anthropic_frames(reply),
+            Wire::OpenAi => self.openai_frames(reply, &mut frames),
+            Wire::Anthropic => self.anthropic_frames(reply, &mut frames),
         }
+        frames
     }
 
-    fn openai_frames(&self, reply: &Reply) -> Vec<(Option<usize>, Bytes)> {
+    fn openai_frames(&self, reply: &Reply, frames: &mut Frames) {
         let head = format!(
-            r#"{{"id":"chatcmpl-sim-{}","object":"chat.completion.chunk","created":{},"model":{},"system_fingerprint":"fp_sim","choices":"#,
+            r#"data: {{"id":"chatcmpl-sim-{}","object":"chat.completion.chunk","created":{},"model":{},"system_fingerprint":"fp_sim","choices":"#,
             self.id,
             self.created,
             json_string(self.model)
         );
-        let frame = |choices: &str| Bytes::from(format!("data: {head}{choices}}}\n\n"));
-        let delta = |text: &str| {
-            frame(&format!(
-                r#"[{{"index":0,"delta":{{"content":{}}},"logprobs":null,"finish_reason":null}}]"#,
-                json_string(text)
-            ))
-        };
-        let mut frames = vec![(
-            None,
-            frame(
-                r#"[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]"#,
-            ),
-        )];
-        frames.extend(
-            reply
-                .chunks
-                .iter()
-                .enumerate()
-                .map(|(i, text)| (Some(i), delta(text))),
-        );
+        let head = head.as_bytes();
+        frames.put(&[head, br#"[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}"#, b"\n\n"]);
+        frames.close(None);
+        for (index, text) in reply.chunks.iter().enumerate() {
+            frames.put(&[head, br#"[{"index":0,"delta":{"content":"#]);
+            frames.put_json_string(text);
+            frames.put(&[br#"},"logprobs":null,"finish_reason":null}]}"#, b"\n\n"]);
+            frames.close(Some(index));
+        }
         if reply.cut_short {
-            return frames;
+            return;
         }
-        frames.push((
-            None,
-            frame(&format!(
-                r#"[{{"index":0,"delta":{{}},"logprobs":null,"finish_reason":"{}"}}]"#,
-                openai_finish(reply.finish)
-            )),
-        ));
+        let finish = format!(
+            r#"[{{"index":0,"delta":{{}},"logprobs":null,"finish_reason":"{}"}}]}}"#,
+            openai_finish(reply.finish)
+        );
+        frames.put(&[head, finish.as_bytes(), b"\n\n"]);
+        frames.close(None);
         if self.include_usage {
-            frames.push((
-                None,
-                Bytes::from(format!(
-                    "data: {head}[],\"usage\":{}}}\n\n",
-                    openai_usage(&reply.usage)
-                )),
-            ));
+            let usage = openai_usage(&reply.usage).to_string();
+            frames.put(&[head, br#"[],"usage":"#, usage.as_bytes(), b"}\n\n"]);
+            frames.close(None);
         }
-        frames.push((None, Bytes::from_static(b"data: [DONE]\n\n")));
-        frames
+        frames.put(&[b"data: [DONE]\n\n"]);
+        frames.close(None);
     }
 
-    fn anthropic_frames(&self, reply: &Reply) -> Vec<(Option<usize>, Bytes)> {
-        let event =
-            |name: &str, data: Value| Bytes::from(format!("event: {name}\ndata: {data}\n\n"));
+    fn anthropic_frames(&self, reply: &Reply, frames: &mut Frames) {
+        let event = |frames: &mut Frames, name: &str, data: Value| {
+            frames.put(&[
+                b"event: ",
+                name.as_bytes(),
+                b"\ndata: ",
+                data.to_string().as_bytes(),
+                b"\n\n",
+            ]);
+            frames.close(None);
+        };
         let start_usage = SimUsage {
             completion: 1,
             ..reply.usage
         };
-        let mut frames = vec![
-            (
-                None,
-                event(
-                    "message_start",
-                    json!({"type": "message_start", "message": {
-                        "id": format!("msg_sim_{}", self.id), "type": "message", "role": "assistant",
-                        "model": self.model, "content": [], "stop_reason": null, "stop_sequence": null,
-                        "usage": anthropic_usage(&start_usage)}}),
-                ),
-            ),
-            (
-                None,
-                event(
-                    "content_block_start",
-                    json!({"type": "content_block_start", "index": 0,
-                        "content_block": {"type": "text", "text": ""}}),
-                ),
-            ),
-            (None, event("ping", json!({"type": "ping"}))),
-        ];
-        frames.extend(reply.chunks.iter().enumerate().map(|(i, text)| {
-            let data = format!(
-                r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{}}}}}"#,
-                json_string(text)
-            );
-            (
-                Some(i),
-                Bytes::from(format!("event: content_block_delta\ndata: {data}\n\n")),
-            )
-        }));
-        if reply.cut_short {
-            return frames;
+        event(
+            frames,
+            "message_start",
+            json!({"type": "message_start", "message": {
+                "id": format!("msg_sim_{}", self.id), "type": "message", "role": "assistant",
+                "model": self.model, "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": anthropic_usage(&start_usage)}}),
+        );
+        event(
+            frames,
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}}),
+        );
+        event(frames, "ping", json!({"type": "ping"}));
+        for (index, text) in reply.chunks.iter().enumerate() {
+            frames.put(&[
+                b"event: content_block_delta\ndata: ",
+                br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"#,
+            ]);
+            frames.put_json_string(text);
+            frames.put(&[b"}}\n\n"]);
+            frames.close(Some(index));
         }
-        frames.push((
-            None,
-            event(
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": 0}),
-            ),
-        ));
-        frames.push((
-            None,
-            event(
-                "message_delta",
-                json!({"type": "message_delta",
-                    "delta": {"stop_reason": anthropic_finish(reply.finish), "stop_sequence": null},
-                    "usage": {"output_tokens": reply.usage.completion}}),
-            ),
-        ));
-        frames.push((None, event("message_stop", json!({"type": "message_stop"}))));
-        frames
+        if reply.cut_short {
+            return;
+        }
+        event(
+            frames,
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        );
+        event(
+            frames,
+            "message_delta",
+            json!({"type": "message_delta",
+                "delta": {"stop_reason": anthropic_finish(reply.finish), "stop_sequence": null},
+                "usage": {"output_tokens": reply.usage.completion}}),
+        );
+        event(frames, "message_stop", json!({"type": "message_stop"}));
+    }
+}
+
+/// Event-stream frames in one buffer, so a response body is sliced out of it without copying.
+pub(crate) struct Frames {
+    pub bytes: Vec<u8>,
+    /// Where each frame ends, and the index of the text chunk it carries, if any.
+    pub ends: Vec<(usize, Option<usize>)>,
+}
+
+impl Frames {
+    fn put(&mut self, parts: &[&[u8]]) {
+        for part in parts {
+            self.bytes.extend_from_slice(part);
+        }
+    }
+
+    fn put_json_string(&mut self, text: &str) {
+        serde_json::to_writer(&mut self.bytes, text).expect("writing to a Vec cannot fail");
+    }
+
+    fn close(&mut self, chunk: Option<usize>) {
+        self.ends.push((self.bytes.len(), chunk));
     }
 }
 
