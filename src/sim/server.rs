@@ -109,14 +109,16 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-/// Sends the frames on their schedule: the first after the TTFT, each text chunk a gap after the
-/// previous one, a stall before the chosen chunk. Frames due at the same moment go out as one write.
+/// Sends the frames on their schedule (see `frame_delay`), a stall before the chosen chunk. Frames due
+/// at the same moment go out as one write.
 fn stream_response(responder: &Responder<'_>, reply: &Reply) -> Response {
     let frames = responder.stream_frames(reply);
     let mut batches: VecDeque<(Duration, usize, usize)> = VecDeque::new();
     let mut start = 0;
+    let mut previous = None;
     for (position, &(end, chunk)) in frames.ends.iter().enumerate() {
-        let delay = frame_delay(reply, position, chunk);
+        let delay = frame_delay(reply, position, chunk, previous);
+        previous = chunk;
         match batches.back_mut() {
             Some((_, _, batch_end)) if delay.is_zero() => *batch_end = end,
             _ => batches.push_back((delay, start, end)),
@@ -147,16 +149,24 @@ fn stream_response(responder: &Responder<'_>, reply: &Reply) -> Response {
         .into_response()
 }
 
-fn frame_delay(reply: &Reply, position: usize, chunk: Option<usize>) -> Duration {
+/// The first frame comes after the TTFT, the first text chunk right with it, each further chunk a gap
+/// later and the end of the message a gap after the last chunk: TTFT + latency in all.
+fn frame_delay(
+    reply: &Reply,
+    position: usize,
+    chunk: Option<usize>,
+    previous: Option<usize>,
+) -> Duration {
     let stall = |index: usize| match reply.stall {
         Some((at, duration)) if at == index => duration,
         _ => Duration::ZERO,
     };
-    match (position, chunk) {
-        (0, _) => reply.ttft,
-        (_, Some(0)) => stall(0),
-        (_, Some(index)) => reply.gap + stall(index),
-        (_, None) => Duration::ZERO,
+    match (position, chunk, previous) {
+        (0, _, _) => reply.ttft,
+        (_, Some(0), _) => stall(0),
+        (_, Some(index), _) => reply.gap + stall(index),
+        (_, None, Some(_)) => reply.gap,
+        (_, None, None) => Duration::ZERO,
     }
 }
 
