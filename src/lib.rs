@@ -11,6 +11,8 @@ pub mod money;
 pub mod portfolio;
 pub mod pricing;
 pub mod prompt;
+pub mod provider;
+pub mod sim;
 pub mod stats;
 pub mod store;
 pub mod suggest;
