@@ -12,6 +12,7 @@ pub mod portfolio;
 pub mod pricing;
 pub mod prompt;
 pub mod provider;
+pub mod scan;
 pub mod sim;
 pub mod stats;
 pub mod store;
