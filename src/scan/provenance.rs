@@ -108,7 +108,7 @@ fn locate_entry(text: &str, id: &str, from: usize) -> usize {
     };
     found(from).or_else(|| found(0)).map_or(0, |p| {
         let line_start = text[..p].rfind('\n').map_or(0, |i| i + 1);
-        line_start + (text[line_start..p].len() - text[line_start..p].trim_start().len())
+        text[line_start..p].rfind("id").map_or(line_start, |k| line_start + k)
     })
 }
 
