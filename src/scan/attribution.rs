@@ -61,10 +61,18 @@ struct Parties<'t> {
     /// Tenants other than the origin to which the model emitted the text after deploy.
     exposed: BTreeSet<&'t str>,
     shingle: bool,
+    /// Records without a tenant id carry the text in their own data before deploy.
+    unknown_origin: bool,
 }
 
 fn parties<'t>(evidence: &ExampleEvidence<'t>) -> Parties<'t> {
     let mut p = Parties::default();
+    p.unknown_origin = evidence.iter().any(|&(t, role, ev)| {
+        t == UNKNOWN_TENANT && role.is_tenant_data() && (ev.shingle > 0 || ev.strong_entity > 0) && ev.possibly_before_deploy()
+    });
+    if p.unknown_origin {
+        p.shingle = evidence.iter().any(|(t, _, ev)| *t == UNKNOWN_TENANT && ev.shingle > 0);
+    }
     let known = evidence.iter().filter(|(t, _, _)| *t != UNKNOWN_TENANT);
     for &(tenant, role, ev) in known.clone() {
         let strong = ev.shingle > 0 || ev.strong_entity > 0;
@@ -112,6 +120,10 @@ fn judge_example(side: &PromptSide, example: &ExampleRef, evidence: &ExampleEvid
         let rule = if p.shingle { "fewshot.tenant_overlap" } else { "fewshot.entity_overlap" };
         let message = origin_message(&p, served_elsewhere);
         out.push(overlap_draft(side, example, rule, severity, tenants, message));
+    } else if p.unknown_origin {
+        let message = "example text found in the user/tool messages of records without a tenant id, before deploy: the origin cannot be attributed".to_string();
+        let rule = if p.shingle { "fewshot.tenant_overlap" } else { "fewshot.entity_overlap" };
+        out.push(overlap_draft(side, example, rule, Severity::Medium, tenants, message));
     } else if !p.weak_origin.is_empty() {
         let message = format!(
             "a name from this example occurs in the own data of {}; no stronger evidence",
@@ -191,11 +203,12 @@ fn overlap_draft(
 /// An example declared synthetic, hand-written or public (or mined from another tenant) whose text
 /// overlaps with exactly one tenant's own data.
 fn provenance_mismatch(side: &PromptSide, example: &ExampleRef, p: &Parties<'_>) -> Option<Draft> {
-    let only = if p.origin.len() == 1 { &p.origin } else { &p.data_tenants };
-    if only.len() != 1 {
+    // Only traces from before the deploy can be where the text came from; a tenant quoting the example
+    // back afterwards says nothing about its provenance.
+    if p.origin.len() != 1 {
         return None;
     }
-    let tenant = *only.iter().next()?;
+    let tenant = *p.origin.iter().next()?;
     let (entry, manifest, offset) = side.provenance_of(example)?;
     let declared_elsewhere = match entry.source {
         Source::MinedTrace => entry.source_tenant.as_deref().is_some_and(|t| t != tenant),

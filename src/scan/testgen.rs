@@ -261,9 +261,9 @@ fn ssn(rng: &mut Rng) -> String {
     format!("{}-{:02}-{:04}", 100 + rng.below(500), 1 + rng.below(98), 1 + rng.below(9998))
 }
 
-/// Traces that carry planted text, by tenant.
+/// Traces that carry planted text, by tenant (`""`: a record without tenant id).
 struct Plants {
-    /// (tenant, prompt, before deploy?, role, text)
+    /// (tenant, prompt, before deploy?, role: user | tool | output, text)
     messages: Vec<(String, &'static str, bool, &'static str, String)>,
 }
 
@@ -337,6 +337,39 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
         labels.push(label(rule, support_path, Some(&id)));
         planted.push(value);
     }
+    // A lightly edited origin: one word changed, punctuation and case rewritten.
+    let hooli_origin = "Our warehouse team in Tampere scanned all sixty parcels at the dock on Monday morning, yet your portal still lists eleven of them as awaiting pickup and keeps sending the driver back for them.";
+    let hooli_edited = hooli_origin.replace("sixty", "seventy").replace("Monday", "monday").replace(',', "");
+    ex.push(example("ex-26", hooli_edited, "I've reconciled the scans with the carrier; the eleven parcels are now marked as collected.", synthetic("ex-26")));
+    plants.messages.push(("hooli".into(), "support-reply", true, "user", hooli_origin.to_string()));
+    labels.push(label("fewshot.tenant_overlap", support_path, Some("ex-26")));
+    labels.push(label("provenance.mismatch", "prompts/provenance.yaml", Some("ex-26")));
+
+    // An origin in a tool result (a CRM lookup): the tenant's data even though no user typed it.
+    let wonka_tool = "CRM note for account W-118: customer prefers deliveries after 3pm through the loading bay on Fudge Street, gate code changes weekly, call the floor manager before arrival.";
+    ex.push(example("ex-27", wonka_tool, "Noted: deliveries after 3pm via the loading bay, and we'll call ahead.", json!({"id": "ex-27", "source": "public"})));
+    plants.messages.push(("wonka".into(), "support-reply", true, "tool", wonka_tool.to_string()));
+    labels.push(label("fewshot.tenant_overlap", support_path, Some("ex-27")));
+    labels.push(label("provenance.mismatch", "prompts/provenance.yaml", Some("ex-27")));
+
+    // A real value planted inside otherwise synthetic text.
+    let stark_iban = german_iban(&mut rng);
+    planted.extend([stark_iban.clone(), stark_iban.replace(' ', "")]);
+    ex.push(example("ex-28", format!("Please send the refund by bank transfer to {stark_iban} instead of the card."), "Refunds go back to the original payment method; I've asked finance about a transfer.", synthetic("ex-28")));
+    plants.messages.push(("stark".into(), "support-reply", true, "user", format!("Finance says use {stark_iban} for all refunds from now on.")));
+    labels.push(label("fewshot.entity_overlap", support_path, Some("ex-28")));
+    labels.push(label("pii.iban", support_path, Some("ex-28")));
+    labels.push(label("provenance.mismatch", "prompts/provenance.yaml", Some("ex-28")));
+
+    // Decoys: a tenant quoting an example back after deploy; an unattributed record; hashes and ids.
+    let quoted = "Is it true that damaged items can be swapped at any partner locker within thirty days without printing a label or calling support first?";
+    ex.push(example("ex-29", quoted, "Yes: open the locker app, choose 'Swap damaged item' and scan the parcel code.", synthetic("ex-29")));
+    plants.messages.push(("vandelay".into(), "support-reply", false, "user", quoted.to_string()));
+    let unattributed = "The label printer firmware from last week prints every barcode twice on the roll and the warehouse scanners then reject the duplicate code as a fraud attempt.";
+    ex.push(example("ex-30", unattributed, "That firmware has a known issue; roll back to 4.2 from Settings → Devices.", synthetic("ex-30")));
+    plants.messages.push((String::new(), "support-reply", true, "user", unattributed.to_string()));
+    ex.push(example("ex-31", format!("The download failed: checksum: {} request_id = 3f2a9c1b-7d04-4e5f-8a6b-{}", rng.chars(64, "0123456789abcdef"), rng.chars(12, "0123456789abcdef")), "Please retry the download; the mirror was being updated.", synthetic("ex-31")));
+
     let echoed = "Thanks for your patience while we looked into this. Your parcel is now back on schedule, and I've added a note so the next agent sees the whole history.";
     ex.push(example("ex-25", "Any news on my parcel? It's been a week.", echoed, synthetic("ex-25")));
 
@@ -518,6 +551,7 @@ fn record(
     ts: Timestamp,
     user_text: Option<&str>,
     output: Option<&str>,
+    as_tool_result: bool,
 ) -> serde_json::Value {
     let examples = if ts < plan.deployed_at { &plan.old_examples } else { &plan.examples };
     let mut messages = vec![json!({"role": "system", "content": plan.system})];
@@ -531,7 +565,14 @@ fn record(
         messages.push(json!({"role": "assistant", "content": fill.sentences(ASSISTANT_TEMPLATES, 1), "tool_calls": []}));
     }
     let user = user_text.map_or_else(|| fill.sentences(USER_TEMPLATES, 2), str::to_string);
-    messages.push(json!({"role": "user", "content": user}));
+    if as_tool_result {
+        messages.push(json!({"role": "user", "content": fill.sentences(USER_TEMPLATES, 1)}));
+        messages.push(json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function"}]}));
+        messages.push(json!({"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": user}]}));
+        messages.push(json!({"role": "user", "content": "Any update?"}));
+    } else {
+        messages.push(json!({"role": "user", "content": user}));
+    }
     let output = output.map_or_else(|| fill.sentences(ASSISTANT_TEMPLATES, 2), str::to_string);
     let trace_id = format!("tr-{}", fill.rng.chars(12, "0123456789abcdef"));
     let mut rec = json!({
@@ -563,7 +604,7 @@ fn generate_traces(
         for _ in 0..records_per_tenant {
             let plan = if *tenant == "acme" && rng.chance(0.4) { billing } else { support };
             let ts = ts_in(rng, 0, 31);
-            let rec = record(rng, Some(tenant), plan, ts, None, None);
+            let rec = record(rng, Some(tenant), plan, ts, None, None, false);
             push(rec, &mut out);
         }
     }
@@ -571,8 +612,9 @@ fn generate_traces(
         let plan = if *prompt == "billing-help" { billing } else { support };
         let deploy_day = (plan.deployed_at.as_second() - OCTOBER_START) / DAY;
         let ts = if *before { ts_in(rng, 0, deploy_day - 1) } else { ts_in(rng, deploy_day + 1, 31) };
-        let (user, output) = if *role == "user" { (Some(text.as_str()), None) } else { (None, Some(text.as_str())) };
-        let rec = record(rng, Some(tenant), plan, ts, user, output);
+        let (user, output) = if *role == "output" { (None, Some(text.as_str())) } else { (Some(text.as_str()), None) };
+        let tenant = Some(tenant.as_str()).filter(|t| !t.is_empty());
+        let rec = record(rng, tenant, plan, ts, user, output, *role == "tool");
         push(rec, &mut out);
     }
     if with_oddities {

@@ -62,7 +62,7 @@ fn recall_and_precision_at_high_severity() {
         .map(|f| (f.rule.as_str(), f.path.as_str(), f.example_id.as_deref()))
         .collect();
     eprintln!(
-        "scan corpus: labels={} high_findings={} recall={recall:.3} precision={precision:.3}",
+        "scan corpus: labels={} high_findings={} recall={recall:.3} precision={precision:.3} missed={missed:?} spurious={spurious:?}",
         corpus.labels.len(),
         high.len()
     );
@@ -97,13 +97,22 @@ fn origin_and_exposure_are_attributed_by_role_and_deploy_time() {
         !report.findings.iter().any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-01")),
         "rendered example turns are skipped by position"
     );
+    assert!(
+        !report.findings.iter().any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-29")),
+        "a tenant quoting an example after deploy is not its origin"
+    );
+    let unattributed = find(&report, "fewshot.tenant_overlap", "ex-30").expect("unknown-tenant origin");
+    assert_eq!(unattributed.severity, Severity::Medium);
+    assert_eq!(unattributed.tenants[0].id, UNKNOWN_TENANT);
+    let tool = find(&report, "fewshot.tenant_overlap", "ex-27").expect("tool-message origin");
+    assert!(tool.tenants.iter().any(|t| t.id == "wonka" && t.role == "tool"), "{:?}", tool.tenants);
 }
 
 #[test]
 fn decoys_stay_quiet_and_policy_findings_appear() {
     let corpus = support_corpus();
     let (_, report) = scan_corpus(&corpus);
-    for quiet in ["ex-11", "ex-12"] {
+    for quiet in ["ex-11", "ex-12", "ex-31"] {
         let noisy: Vec<&str> = report
             .findings
             .iter()
@@ -132,7 +141,7 @@ fn bad_lines_missing_tenants_and_odd_records_are_counted_not_fatal() {
     let total_lines = corpus.traces.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() as u64;
     assert_eq!(report.bad_lines[0].line, total_lines - 4);
     assert_eq!(report.summary.trace_records, total_lines - 1);
-    assert_eq!(report.summary.records_without_tenant, 1);
+    assert_eq!(report.summary.records_without_tenant, 2);
     assert_eq!(report.summary.tenants, 40);
     assert_eq!(report.summary.files, 7);
 }
@@ -280,6 +289,15 @@ fn sarif_validates_against_the_official_schema() {
     assert!(!validator.is_valid(&broken));
 }
 
+/// A message's text whether `content` is a string or a list of text parts.
+fn content_text(content: &serde_json::Value) -> String {
+    match content {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n"),
+        _ => String::new(),
+    }
+}
+
 const BROKEN_LANGUAGE_PATTERN: &str = "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$";
 
 fn drop_pattern(value: &mut serde_json::Value, pattern: &str) {
@@ -312,7 +330,7 @@ fn records_api_matches_the_jsonl_path() {
                 .as_array()
                 .map(|ms| {
                     ms.iter()
-                        .map(|m| (m["role"].as_str().unwrap_or("user").to_string(), m["content"].as_str().unwrap_or("").to_string()))
+                        .map(|m| (m["role"].as_str().unwrap_or("user").to_string(), content_text(&m["content"])))
                         .collect()
                 })
                 .unwrap_or_default(),

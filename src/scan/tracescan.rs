@@ -329,7 +329,9 @@ fn scan_view(side: &PromptSide, record: &RecordView<'_>, scratch: &mut Scratch, 
         .enumerate()
         .flat_map(|(i, m)| {
             let role = m.role.as_deref().unwrap_or("user");
-            m.content.0.iter().map(move |part| (i, role, part.as_ref()))
+            // A message without text (an assistant turn that only calls tools) is still a turn.
+            let placeholder = m.content.0.is_empty().then_some((i, role, ""));
+            m.content.0.iter().map(move |part| (i, role, part.as_ref())).chain(placeholder)
         })
         .collect();
     let mut texts = role_texts(side, record.prompt_name.as_deref(), &messages);
