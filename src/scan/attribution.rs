@@ -31,7 +31,11 @@ pub fn overlap_drafts(side: &PromptSide, tally: &TraceTally) -> Vec<Draft> {
 
 /// Text in at least max(3, 5 % of tenants) tenants' own data is common phrasing, not one tenant's data.
 fn common_threshold(side: &PromptSide, tally: &TraceTally) -> usize {
-    let tenants = tally.tenants.keys().filter(|t| *t != UNKNOWN_TENANT).count();
+    let tenants = tally
+        .tenants
+        .keys()
+        .filter(|t| *t != UNKNOWN_TENANT)
+        .count();
     let share = (side.options.common_tenant_share * tenants as f64).ceil() as usize;
     side.options.common_min_tenants.max(share)
 }
@@ -40,7 +44,9 @@ fn evidence_by_example(tally: &TraceTally) -> BTreeMap<u32, ExampleEvidence<'_>>
     let mut out: BTreeMap<u32, ExampleEvidence<'_>> = BTreeMap::new();
     for (tenant, per_example) in &tally.evidence {
         for ((example, role), ev) in per_example {
-            out.entry(*example).or_default().push((tenant.as_str(), *role, ev));
+            out.entry(*example)
+                .or_default()
+                .push((tenant.as_str(), *role, ev));
         }
     }
     for list in out.values_mut() {
@@ -68,10 +74,15 @@ struct Parties<'t> {
 fn parties<'t>(evidence: &ExampleEvidence<'t>) -> Parties<'t> {
     let mut p = Parties::default();
     p.unknown_origin = evidence.iter().any(|&(t, role, ev)| {
-        t == UNKNOWN_TENANT && role.is_tenant_data() && (ev.shingle > 0 || ev.strong_entity > 0) && ev.possibly_before_deploy()
+        t == UNKNOWN_TENANT
+            && role.is_tenant_data()
+            && (ev.shingle > 0 || ev.strong_entity > 0)
+            && ev.possibly_before_deploy()
     });
     if p.unknown_origin {
-        p.shingle = evidence.iter().any(|(t, _, ev)| *t == UNKNOWN_TENANT && ev.shingle > 0);
+        p.shingle = evidence
+            .iter()
+            .any(|(t, _, ev)| *t == UNKNOWN_TENANT && ev.shingle > 0);
     }
     let known = evidence.iter().filter(|(t, _, _)| *t != UNKNOWN_TENANT);
     for &(tenant, role, ev) in known.clone() {
@@ -88,14 +99,23 @@ fn parties<'t>(evidence: &ExampleEvidence<'t>) -> Parties<'t> {
     }
     for &(tenant, role, ev) in known {
         let strong = ev.shingle > 0 || ev.strong_entity > 0;
-        if role == Role::Assistant && strong && ev.possibly_after_deploy() && !p.origin.contains(tenant) {
+        if role == Role::Assistant
+            && strong
+            && ev.possibly_after_deploy()
+            && !p.origin.contains(tenant)
+        {
             p.exposed.insert(tenant);
         }
     }
     p
 }
 
-fn judge_example(side: &PromptSide, example: &ExampleRef, evidence: &ExampleEvidence<'_>, threshold: usize) -> Vec<Draft> {
+fn judge_example(
+    side: &PromptSide,
+    example: &ExampleRef,
+    evidence: &ExampleEvidence<'_>,
+    threshold: usize,
+) -> Vec<Draft> {
     let p = parties(evidence);
     let tenants = tenant_hits(evidence);
     if p.data_tenants.len() >= threshold {
@@ -105,7 +125,14 @@ fn judge_example(side: &PromptSide, example: &ExampleRef, evidence: &ExampleEvid
             "example text appears in the own data of {} tenants: common phrasing, not one tenant's data",
             p.data_tenants.len()
         );
-        return vec![overlap_draft(side, example, "fewshot.common_phrase", Severity::Info, shown, message)];
+        return vec![overlap_draft(
+            side,
+            example,
+            "fewshot.common_phrase",
+            Severity::Info,
+            shown,
+            message,
+        )];
     }
     let mut out = Vec::new();
     if !p.origin.is_empty() {
@@ -117,19 +144,43 @@ fn judge_example(side: &PromptSide, example: &ExampleRef, evidence: &ExampleEvid
         } else {
             Severity::Low
         };
-        let rule = if p.shingle { "fewshot.tenant_overlap" } else { "fewshot.entity_overlap" };
+        let rule = if p.shingle {
+            "fewshot.tenant_overlap"
+        } else {
+            "fewshot.entity_overlap"
+        };
         let message = origin_message(&p, served_elsewhere);
-        out.push(overlap_draft(side, example, rule, severity, tenants, message));
+        out.push(overlap_draft(
+            side, example, rule, severity, tenants, message,
+        ));
     } else if p.unknown_origin {
         let message = "example text found in the user/tool messages of records without a tenant id, before deploy: the origin cannot be attributed".to_string();
-        let rule = if p.shingle { "fewshot.tenant_overlap" } else { "fewshot.entity_overlap" };
-        out.push(overlap_draft(side, example, rule, Severity::Medium, tenants, message));
+        let rule = if p.shingle {
+            "fewshot.tenant_overlap"
+        } else {
+            "fewshot.entity_overlap"
+        };
+        out.push(overlap_draft(
+            side,
+            example,
+            rule,
+            Severity::Medium,
+            tenants,
+            message,
+        ));
     } else if !p.weak_origin.is_empty() {
         let message = format!(
             "a name from this example occurs in the own data of {}; no stronger evidence",
             join(&p.weak_origin)
         );
-        out.push(overlap_draft(side, example, "fewshot.entity_overlap", Severity::Medium, tenants, message));
+        out.push(overlap_draft(
+            side,
+            example,
+            "fewshot.entity_overlap",
+            Severity::Medium,
+            tenants,
+            message,
+        ));
     }
     out.extend(provenance_mismatch(side, example, &p));
     out
@@ -238,7 +289,11 @@ fn provenance_mismatch(side: &PromptSide, example: &ExampleRef, p: &Parties<'_>)
 
 /// The start of the example with PII, secrets and long digit runs redacted.
 fn redacted_excerpt(side: &PromptSide, example: &ExampleRef) -> String {
-    let text = example.example.fields.first().map_or("", |f| f.text.as_str());
+    let text = example
+        .example
+        .fields
+        .first()
+        .map_or("", |f| f.text.as_str());
     let cut = text.char_indices().nth(160).map_or(text.len(), |(i, _)| i);
     let text = &text[..cut];
     let mut spans: Vec<(std::ops::Range<usize>, String)> = find_pii(text)
@@ -246,7 +301,10 @@ fn redacted_excerpt(side: &PromptSide, example: &ExampleRef) -> String {
         .map(|m| (m.span.clone(), preview(&text[m.span], m.kind.redaction())))
         .collect();
     for m in side.rules.find(text) {
-        spans.push((m.span.clone(), preview(m.value, side.rules.redaction(m.rule))));
+        spans.push((
+            m.span.clone(),
+            preview(m.value, side.rules.redaction(m.rule)),
+        ));
     }
     spans.sort_by_key(|s| s.0.start);
     let mut out = String::new();

@@ -16,7 +16,7 @@ use super::model::{FindingKind, Severity};
 use super::normalize::Words;
 use super::overlap::{IndexedText, ShingleIndex};
 use super::pii::find_pii;
-use super::provenance::{Manifest, ProvenanceEntry, Source, parse_manifest, parent_dir};
+use super::provenance::{Manifest, ProvenanceEntry, Source, parent_dir, parse_manifest};
 use super::secrets::SecretRules;
 use super::{PromptInput, ScanInputs, ScanOptions, SourceFile};
 
@@ -136,7 +136,10 @@ impl PromptSide {
     }
 
     /// The manifest entry of an example, with the manifest's path.
-    pub fn provenance_of(&self, example: &ExampleRef) -> Option<(&ProvenanceEntry, &Manifest, usize)> {
+    pub fn provenance_of(
+        &self,
+        example: &ExampleRef,
+    ) -> Option<(&ProvenanceEntry, &Manifest, usize)> {
         manifest_entry(&self.manifests, example)
     }
 }
@@ -181,7 +184,10 @@ fn example_refs(
     parsed
         .into_iter()
         .map(|example| {
-            let offset = example.fields.first().map_or(example.span.start, |f| f.offset);
+            let offset = example
+                .fields
+                .first()
+                .map_or(example.span.start, |f| f.offset);
             let (line, column) = lines.position(&file.text, offset);
             ExampleRef {
                 path: file.path.clone(),
@@ -223,7 +229,12 @@ fn build_shingles(examples: &[ExampleRef], options: &ScanOptions) -> ShingleInde
 }
 
 /// Secrets and PII in one file, template expressions masked; positions are those of the file.
-fn scan_text_file(rules: &SecretRules, file: &SourceFile, examples: Option<&[Example]>, out: &mut Vec<Draft>) {
+fn scan_text_file(
+    rules: &SecretRules,
+    file: &SourceFile,
+    examples: Option<&[Example]>,
+    out: &mut Vec<Draft>,
+) {
     let masked = mask_template(&file.text);
     let lines = LineIndex::new(&file.text);
     let example_at = |offset: usize| {
@@ -274,7 +285,10 @@ fn normalize_pii_value(value: &str) -> String {
     if value.contains('@') {
         return value.to_lowercase();
     }
-    value.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').collect()
+    value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .collect()
 }
 
 fn unconfigured_scope(prompt: &PromptInput) -> Draft {
@@ -349,7 +363,14 @@ fn example_draft(example: &ExampleRef, rule: &str, severity: Severity, message: 
 }
 
 /// A draft positioned at a manifest entry.
-pub fn manifest_draft(manifest: &Manifest, offset: usize, id: &str, rule: &str, severity: Severity, message: String) -> Draft {
+pub fn manifest_draft(
+    manifest: &Manifest,
+    offset: usize,
+    id: &str,
+    rule: &str,
+    severity: Severity,
+    message: String,
+) -> Draft {
     // Manifests are small; the line index is rebuilt for the few findings that point into one.
     let text = manifest.text.as_str();
     let (line, column) = LineIndex::new(text).position(text, offset);
@@ -410,7 +431,11 @@ fn check_entry(
             "example mined from traces without a redaction record and an approver".to_string(),
         ));
     }
-    let Some(tenant) = entry.source_tenant.as_deref().filter(|t| !t.trim().is_empty()) else {
+    let Some(tenant) = entry
+        .source_tenant
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    else {
         out.push(manifest_draft(
             manifest,
             offset,

@@ -55,9 +55,9 @@ const NAME_WINDOW: usize = 60;
 const NOT_NAME_WORDS: &[&str] = &[
     "Hi", "Hello", "Dear", "Thanks", "Thank", "Order", "Account", "Customer", "Support", "Team",
     "The", "My", "Our", "Your", "Please", "Card", "Phone", "Email", "Invoice", "Ticket", "Best",
-    "Regards", "Kind", "Mr", "Mrs", "Ms", "Dr", "Refund", "Payment", "Billing", "Shipping", "Subject",
-    "Re", "Fwd", "We", "This", "That", "It", "And", "Or", "If", "When", "Name", "Address", "Iban",
-    "Ssn", "Yes", "No", "Ok", "Sorry", "Sure", "Hey",
+    "Regards", "Kind", "Mr", "Mrs", "Ms", "Dr", "Refund", "Payment", "Billing", "Shipping",
+    "Subject", "Re", "Fwd", "We", "This", "That", "It", "And", "Or", "If", "When", "Name",
+    "Address", "Iban", "Ssn", "Yes", "No", "Ok", "Sorry", "Sure", "Hey",
 ];
 
 /// Entity values in one example text: (value as written, strength).
@@ -70,7 +70,10 @@ pub fn extract_entities(text: &str) -> Vec<(String, Strength)> {
         }
         let value = &text[m.span.clone()];
         out.push((value.to_string(), Strength::Strong));
-        let compact: String = value.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+        let compact: String = value
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
         if compact != value && m.kind != PiiKind::Email {
             out.push((compact, Strength::Strong));
         }
@@ -79,7 +82,9 @@ pub fn extract_entities(text: &str) -> Vec<(String, Strength)> {
     for m in LONG_ID.find_iter(text) {
         let token = m.as_str();
         let digits = token.bytes().filter(u8::is_ascii_digit).count();
-        let inside_pii = strong_spans.iter().any(|s| s.start <= m.start() && m.end() <= s.end);
+        let inside_pii = strong_spans
+            .iter()
+            .any(|s| s.start <= m.start() && m.end() <= s.end);
         if digits >= 6 && !DATE.is_match(token) && !inside_pii {
             out.push((token.to_string(), Strength::Strong));
             strong_spans.push(m.range());
@@ -105,10 +110,12 @@ impl EntityIndex {
         let mut by_value: HashMap<String, EntityEntry> = HashMap::new();
         for (example, text) in texts {
             for (value, strength) in extract_entities(text) {
-                let entry = by_value.entry(value.to_ascii_lowercase()).or_insert(EntityEntry {
-                    strength,
-                    examples: Vec::new(),
-                });
+                let entry = by_value
+                    .entry(value.to_ascii_lowercase())
+                    .or_insert(EntityEntry {
+                        strength,
+                        examples: Vec::new(),
+                    });
                 entry.strength = entry.strength.max(strength);
                 if !entry.examples.contains(&example) {
                     entry.examples.push(example);
@@ -173,7 +180,10 @@ mod tests {
         let text = "Hi, this is Maria Gonzalez (maria.g@brightside-dental.com), order ORD-20931557 from 2024-05-12, call (415) 867-2671.";
         let found = extract_entities(text);
         let values: Vec<&str> = found.iter().map(|(v, _)| v.as_str()).collect();
-        assert!(values.contains(&"maria.g@brightside-dental.com"), "{values:?}");
+        assert!(
+            values.contains(&"maria.g@brightside-dental.com"),
+            "{values:?}"
+        );
         assert!(values.contains(&"ORD-20931557"), "{values:?}");
         assert!(values.contains(&"(415) 867-2671"), "{values:?}");
         assert!(values.contains(&"4158672671"), "{values:?}");
@@ -185,7 +195,10 @@ mod tests {
     fn matches_verbatim_on_word_boundaries() {
         let idx = EntityIndex::build([(0, "ref ORD-20931557 please"), (1, "email bo@acme.io now")]);
         let mut hits = Vec::new();
-        idx.find("status of ord-20931557? also BO@ACME.IO and XORD-20931557", &mut hits);
+        idx.find(
+            "status of ord-20931557? also BO@ACME.IO and XORD-20931557",
+            &mut hits,
+        );
         let examples: Vec<u32> = hits.iter().map(|h| idx.entry(*h).examples[0]).collect();
         assert_eq!(examples, vec![0, 1]);
     }

@@ -148,7 +148,11 @@ fn spans_by_id(text: &str, items: &[Json]) -> Vec<Range<usize>> {
         from = start.max(from);
     }
     let ends: Vec<usize> = starts.iter().skip(1).copied().chain([text.len()]).collect();
-    starts.into_iter().zip(ends).map(|(s, e)| s..e.max(s)).collect()
+    starts
+        .into_iter()
+        .zip(ends)
+        .map(|(s, e)| s..e.max(s))
+        .collect()
 }
 
 fn line_start(text: &str, p: usize) -> usize {
@@ -173,7 +177,11 @@ fn build_example(text: &str, index: usize, item: &Json, span: Range<usize>) -> E
         .map(|(name, value)| {
             let offset = locate_value(text, &span, cursor, &name, &value);
             cursor = offset.max(cursor);
-            ExampleField { name, text: value, offset }
+            ExampleField {
+                name,
+                text: value,
+                offset,
+            }
         })
         .collect();
     let id = item_id(item);
@@ -195,7 +203,11 @@ fn collect_strings(value: &Json, name: String, out: &mut Vec<(String, String)>) 
         }
         Json::Object(map) => {
             for (k, v) in map {
-                let child = if name.is_empty() { k.clone() } else { format!("{name}.{k}") };
+                let child = if name.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{name}.{k}")
+                };
                 collect_strings(v, child, out);
             }
         }
@@ -208,7 +220,14 @@ fn collect_strings(value: &Json, name: String, out: &mut Vec<(String, String)>) 
 fn locate_value(text: &str, span: &Range<usize>, cursor: usize, name: &str, value: &str) -> usize {
     let item = &text[span.clone()];
     let from = cursor.clamp(span.start, span.end) - span.start;
-    let first_line: String = value.lines().next().unwrap_or("").trim().chars().take(40).collect();
+    let first_line: String = value
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(40)
+        .collect();
     let escaped = serde_json::to_string(value).unwrap_or_default();
     let escaped = escaped.trim_matches('"');
     let escaped_head: String = escaped.chars().take(40).collect();
@@ -242,9 +261,17 @@ mod tests {
         assert_eq!(examples.len(), 2);
         assert_eq!(examples[0].id, "ex-01");
         let idx = LineIndex::new(text);
-        let input = &examples[0].fields.iter().find(|f| f.name == "input").unwrap();
+        let input = &examples[0]
+            .fields
+            .iter()
+            .find(|f| f.name == "input")
+            .unwrap();
         assert_eq!(idx.position(text, input.offset), (3, 11));
-        let input2 = &examples[1].fields.iter().find(|f| f.name == "input").unwrap();
+        let input2 = &examples[1]
+            .fields
+            .iter()
+            .find(|f| f.name == "input")
+            .unwrap();
         assert_eq!(input2.text, "Two lines\nhere\n");
         assert_eq!(idx.position(text, input2.offset), (8, 5));
         assert_eq!(idx.position(text, examples[1].span.start), (5, 1));
@@ -252,7 +279,8 @@ mod tests {
 
     #[test]
     fn jsonl_examples_map_escaped_values() {
-        let text = "{\"id\":\"a\",\"input\":\"say \\\"hi\\\" now\"}\n\n{\"id\":\"b\",\"input\":\"x\"}\n";
+        let text =
+            "{\"id\":\"a\",\"input\":\"say \\\"hi\\\" now\"}\n\n{\"id\":\"b\",\"input\":\"x\"}\n";
         let examples = parse_examples("s.examples.jsonl", text).unwrap();
         assert_eq!(examples.len(), 2);
         assert_eq!(examples[0].fields[0].text, "say \"hi\" now");
@@ -264,6 +292,9 @@ mod tests {
     #[test]
     fn yaml_errors_are_positioned() {
         let err = parse_examples("e.yaml", "- id: a\n  input: [unclosed\n").unwrap_err();
-        assert!(matches!(err, ScanError::Examples { line: Some(_), .. }), "{err}");
+        assert!(
+            matches!(err, ScanError::Examples { line: Some(_), .. }),
+            "{err}"
+        );
     }
 }

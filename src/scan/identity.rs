@@ -119,8 +119,14 @@ mod tests {
         let key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123c3f9";
         let p = preview(key, Redaction::Secret { prefix: 8 });
         assert_eq!(p, "sk-proj-…c3f9");
-        assert_eq!(preview("jane.doe@acme.io", Redaction::Email), "j***@acme.io");
-        assert_eq!(preview("4000 0012 3456 7899", Redaction::Card), "card …7899");
+        assert_eq!(
+            preview("jane.doe@acme.io", Redaction::Email),
+            "j***@acme.io"
+        );
+        assert_eq!(
+            preview("4000 0012 3456 7899", Redaction::Card),
+            "card …7899"
+        );
         assert_eq!(
             preview("DE44 5001 0517 5407 3249 31", Redaction::Iban),
             "DE…4931"

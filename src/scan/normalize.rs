@@ -192,7 +192,11 @@ mod tests {
         let text = "  Größe: 42!";
         let mut w = Words::default();
         w.fill(text);
-        let words: Vec<&str> = w.spans.iter().map(|&(s, e)| &text[s as usize..e as usize]).collect();
+        let words: Vec<&str> = w
+            .spans
+            .iter()
+            .map(|&(s, e)| &text[s as usize..e as usize])
+            .collect();
         assert_eq!(words, vec!["Größe", "42"]);
         assert_eq!(w.lens, vec![5, 2]);
         assert_eq!(w.normalized_chars(0..2), 8);

@@ -254,7 +254,9 @@ mod tests {
     fn finds_the_maximal_run_through_formatting_changes() {
         let ex = "Hi, I'm Dana from Brightside Dental; our invoice INV-20931 was charged twice on the card ending 7781, please refund.";
         let idx = index(&[ex, "something else entirely with many words in it for sure"]);
-        let trace = words("FWD: hi i'm dana from BRIGHTSIDE dental -- our invoice inv 20931 was charged twice on the card ending 7781 please refund. thanks");
+        let trace = words(
+            "FWD: hi i'm dana from BRIGHTSIDE dental -- our invoice inv 20931 was charged twice on the card ending 7781 please refund. thanks",
+        );
         let mut out = Vec::new();
         idx.find_runs(&trace, T, &mut RunScratch::default(), &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
@@ -275,8 +277,12 @@ mod tests {
 
     #[test]
     fn long_words_pass_the_character_threshold() {
-        let idx = index(&["reimbursement authorization documentation requested immediately internationally somewhere"]);
-        let trace = words("x reimbursement authorization documentation requested immediately internationally y");
+        let idx = index(&[
+            "reimbursement authorization documentation requested immediately internationally somewhere",
+        ]);
+        let trace = words(
+            "x reimbursement authorization documentation requested immediately internationally y",
+        );
         let mut out = Vec::new();
         idx.find_runs(&trace, T, &mut RunScratch::default(), &mut out);
         assert_eq!(out.len(), 1);

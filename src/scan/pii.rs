@@ -39,7 +39,9 @@ impl PiiKind {
             PiiKind::Card => "Payment card number (Luhn-valid, well-known test numbers excluded)",
             PiiKind::Iban => "IBAN (mod-97 valid, documentation IBANs excluded)",
             PiiKind::Ssn => "US Social Security number (valid ranges only)",
-            PiiKind::Ip => "Public IP address (private, loopback and documentation ranges excluded)",
+            PiiKind::Ip => {
+                "Public IP address (private, loopback and documentation ranges excluded)"
+            }
         }
     }
 
@@ -90,42 +92,80 @@ static PHONE: LazyLock<Regex> = LazyLock::new(|| {
 });
 /// Ten bare digits: a phone number only when a context word says so.
 static BARE_PHONE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d{10}\b").unwrap());
-static CARD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b\d(?:[ -]?\d){12,18}\b").unwrap());
-static IBAN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b").unwrap()
-});
+static CARD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d(?:[ -]?\d){12,18}\b").unwrap());
+static IBAN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b").unwrap());
 static SSN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(\d{3})[- ](\d{2})[- ](\d{4})\b").unwrap());
-static BARE_SSN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d{3})(\d{2})(\d{4})\b").unwrap());
-static IPV4: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b").unwrap()
-});
+static BARE_SSN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(\d{3})(\d{2})(\d{4})\b").unwrap());
+static IPV4: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b").unwrap());
 
-const PHONE_CONTEXT: &[&str] = &["phone", "call", "tel", "mobile", "cell", "whatsapp", "sms", "text me", "reach me"];
+const PHONE_CONTEXT: &[&str] = &[
+    "phone", "call", "tel", "mobile", "cell", "whatsapp", "sms", "text me", "reach me",
+];
 const SSN_CONTEXT: &[&str] = &["ssn", "social security", "social sec", "taxpayer"];
-const IP_CONTEXT: &[&str] = &["ip", "address", "logged in from", "client", "host", "server", "login from"];
+const IP_CONTEXT: &[&str] = &[
+    "ip",
+    "address",
+    "logged in from",
+    "client",
+    "host",
+    "server",
+    "login from",
+];
 
 /// Bytes before a match searched for context words.
 const CONTEXT_WINDOW: usize = 48;
 
 /// Well-known test card numbers published by card networks and payment processors.
 const TEST_CARDS: &[&str] = &[
-    "4242424242424242", "4000056655665556", "4111111111111111", "4012888888881881",
-    "4222222222222", "4000000000000002", "4000000000009995", "4000002500003155",
-    "4000000000000077", "4000000000000093", "4000000000000069", "4000000000000127",
-    "5555555555554444", "5200828282828210", "5105105105105100", "2223003122003222",
-    "2223000048400011", "378282246310005", "371449635398431", "378734493671000",
-    "6011111111111117", "6011000990139424", "6011000400000000", "3056930009020004",
-    "36227206271667", "30569309025904", "38520000023237", "3566002020360505",
-    "3530111333300000", "3566111111111113", "6200000000000005", "6555900000604105",
+    "4242424242424242",
+    "4000056655665556",
+    "4111111111111111",
+    "4012888888881881",
+    "4222222222222",
+    "4000000000000002",
+    "4000000000009995",
+    "4000002500003155",
+    "4000000000000077",
+    "4000000000000093",
+    "4000000000000069",
+    "4000000000000127",
+    "5555555555554444",
+    "5200828282828210",
+    "5105105105105100",
+    "2223003122003222",
+    "2223000048400011",
+    "378282246310005",
+    "371449635398431",
+    "378734493671000",
+    "6011111111111117",
+    "6011000990139424",
+    "6011000400000000",
+    "3056930009020004",
+    "36227206271667",
+    "30569309025904",
+    "38520000023237",
+    "3566002020360505",
+    "3530111333300000",
+    "3566111111111113",
+    "6200000000000005",
+    "6555900000604105",
 ];
 
 /// IBANs printed in standards and bank documentation as examples.
 const EXAMPLE_IBANS: &[&str] = &[
-    "GB82WEST12345698765432", "GB29NWBK60161331926819", "DE89370400440532013000",
-    "FR1420041010050500013M02606", "NL91ABNA0417164300", "ES9121000418450200051332",
-    "IT60X0542811101000000123456", "BE68539007547034", "CH9300762011623852957",
+    "GB82WEST12345698765432",
+    "GB29NWBK60161331926819",
+    "DE89370400440532013000",
+    "FR1420041010050500013M02606",
+    "NL91ABNA0417164300",
+    "ES9121000418450200051332",
+    "IT60X0542811101000000123456",
+    "BE68539007547034",
+    "CH9300762011623852957",
     "AT611904300234573201",
 ];
 
@@ -144,14 +184,23 @@ pub fn find_pii(text: &str) -> Vec<PiiMatch> {
 }
 
 fn push(out: &mut Vec<PiiMatch>, kind: PiiKind, span: Range<usize>, severity: Severity) {
-    out.push(PiiMatch { kind, span, severity });
+    out.push(PiiMatch {
+        kind,
+        span,
+        severity,
+    });
 }
 
 fn find_emails(text: &str, out: &mut Vec<PiiMatch>) {
     for m in EMAIL.find_iter(text) {
         let domain = m.as_str().rsplit('@').next().unwrap_or("");
         if !is_reserved_domain(domain) {
-            push(out, PiiKind::Email, m.range(), PiiKind::Email.base_severity());
+            push(
+                out,
+                PiiKind::Email,
+                m.range(),
+                PiiKind::Email.base_severity(),
+            );
         }
     }
 }
@@ -267,23 +316,86 @@ fn iban_mod97(compact: &str) -> u32 {
             b'A'..=b'Z' => u32::from(b - b'A') + 10,
             _ => return 0,
         };
-        rem = if value >= 10 { (rem * 100 + value) % 97 } else { (rem * 10 + value) % 97 };
+        rem = if value >= 10 {
+            (rem * 100 + value) % 97
+        } else {
+            (rem * 10 + value) % 97
+        };
     }
     rem
 }
 
 fn iban_length(country: &str) -> Option<usize> {
     const LENGTHS: &[(&str, usize)] = &[
-        ("AD", 24), ("AE", 23), ("AL", 28), ("AT", 20), ("AZ", 28), ("BA", 20), ("BE", 16),
-        ("BG", 22), ("BH", 22), ("BR", 29), ("CH", 21), ("CR", 22), ("CY", 28), ("CZ", 24),
-        ("DE", 22), ("DK", 18), ("DO", 28), ("EE", 20), ("EG", 29), ("ES", 24), ("FI", 18),
-        ("FO", 18), ("FR", 27), ("GB", 22), ("GE", 22), ("GI", 23), ("GL", 18), ("GR", 27),
-        ("GT", 28), ("HR", 21), ("HU", 28), ("IE", 22), ("IL", 23), ("IS", 26), ("IT", 27),
-        ("JO", 30), ("KW", 30), ("KZ", 20), ("LB", 28), ("LI", 21), ("LT", 20), ("LU", 20),
-        ("LV", 21), ("MC", 27), ("MD", 24), ("ME", 22), ("MK", 19), ("MR", 27), ("MT", 31),
-        ("MU", 30), ("NL", 18), ("NO", 15), ("PK", 24), ("PL", 28), ("PS", 29), ("PT", 25),
-        ("QA", 29), ("RO", 24), ("RS", 22), ("SA", 24), ("SE", 24), ("SI", 19), ("SK", 24),
-        ("SM", 27), ("TN", 24), ("TR", 26), ("UA", 29), ("VG", 24), ("XK", 20),
+        ("AD", 24),
+        ("AE", 23),
+        ("AL", 28),
+        ("AT", 20),
+        ("AZ", 28),
+        ("BA", 20),
+        ("BE", 16),
+        ("BG", 22),
+        ("BH", 22),
+        ("BR", 29),
+        ("CH", 21),
+        ("CR", 22),
+        ("CY", 28),
+        ("CZ", 24),
+        ("DE", 22),
+        ("DK", 18),
+        ("DO", 28),
+        ("EE", 20),
+        ("EG", 29),
+        ("ES", 24),
+        ("FI", 18),
+        ("FO", 18),
+        ("FR", 27),
+        ("GB", 22),
+        ("GE", 22),
+        ("GI", 23),
+        ("GL", 18),
+        ("GR", 27),
+        ("GT", 28),
+        ("HR", 21),
+        ("HU", 28),
+        ("IE", 22),
+        ("IL", 23),
+        ("IS", 26),
+        ("IT", 27),
+        ("JO", 30),
+        ("KW", 30),
+        ("KZ", 20),
+        ("LB", 28),
+        ("LI", 21),
+        ("LT", 20),
+        ("LU", 20),
+        ("LV", 21),
+        ("MC", 27),
+        ("MD", 24),
+        ("ME", 22),
+        ("MK", 19),
+        ("MR", 27),
+        ("MT", 31),
+        ("MU", 30),
+        ("NL", 18),
+        ("NO", 15),
+        ("PK", 24),
+        ("PL", 28),
+        ("PS", 29),
+        ("PT", 25),
+        ("QA", 29),
+        ("RO", 24),
+        ("RS", 22),
+        ("SA", 24),
+        ("SE", 24),
+        ("SI", 19),
+        ("SK", 24),
+        ("SM", 27),
+        ("TN", 24),
+        ("TR", 26),
+        ("UA", 29),
+        ("VG", 24),
+        ("XK", 20),
     ];
     LENGTHS.iter().find(|(c, _)| *c == country).map(|(_, n)| *n)
 }
@@ -311,7 +423,10 @@ pub fn is_ssn(area: &str, group: &str, serial: &str) -> bool {
         && !area.starts_with('9')
         && group != "00"
         && serial != "0000"
-        && !matches!((area, group, serial), ("078", "05", "1120") | ("219", "09", "9999"))
+        && !matches!(
+            (area, group, serial),
+            ("078", "05", "1120") | ("219", "09", "9999")
+        )
 }
 
 fn find_phones(text: &str, out: &mut Vec<PiiMatch>) {
@@ -323,7 +438,12 @@ fn find_phones(text: &str, out: &mut Vec<PiiMatch>) {
     }
     for m in BARE_PHONE.find_iter(text) {
         if is_real_phone(m.as_str()) && has_context(text, m.start(), PHONE_CONTEXT) {
-            push(out, PiiKind::Phone, m.range(), PiiKind::Phone.base_severity());
+            push(
+                out,
+                PiiKind::Phone,
+                m.range(),
+                PiiKind::Phone.base_severity(),
+            );
         }
     }
 }
@@ -334,7 +454,9 @@ fn is_real_phone(candidate: &str) -> bool {
     if !(10..=15).contains(&digits.len()) {
         return false;
     }
-    let national = if candidate.trim_start().starts_with("+1") || (digits.len() == 11 && digits.starts_with('1')) {
+    let national = if candidate.trim_start().starts_with("+1")
+        || (digits.len() == 11 && digits.starts_with('1'))
+    {
         &digits[1..]
     } else if candidate.trim_start().starts_with('+') {
         return !is_one_digit_repeated(&digits);
@@ -422,7 +544,10 @@ fn drop_overlapping(out: &mut Vec<PiiMatch>) {
     out.sort_by_key(|m| (priority(m.kind), m.span.start));
     let mut kept: Vec<PiiMatch> = Vec::with_capacity(out.len());
     for m in out.drain(..) {
-        if !kept.iter().any(|k| k.span.start < m.span.end && m.span.start < k.span.end) {
+        if !kept
+            .iter()
+            .any(|k| k.span.start < m.span.end && m.span.start < k.span.end)
+        {
             kept.push(m);
         }
     }
@@ -440,7 +565,14 @@ mod tests {
     #[test]
     fn emails_skip_reserved_domains() {
         assert_eq!(kinds("write to jane.doe@acme.io"), vec![PiiKind::Email]);
-        for reserved in ["a@example.com", "a@mail.example.org", "a@x.test", "a@y.invalid", "a@host.example", "a@localhost.localhost"] {
+        for reserved in [
+            "a@example.com",
+            "a@mail.example.org",
+            "a@x.test",
+            "a@y.invalid",
+            "a@host.example",
+            "a@localhost.localhost",
+        ] {
             assert!(kinds(reserved).is_empty(), "{reserved}");
         }
     }
@@ -464,7 +596,10 @@ mod tests {
 
     #[test]
     fn ibans_need_mod97_and_skip_documentation_examples() {
-        assert_eq!(kinds("IBAN DE44 5001 0517 5407 3249 31"), vec![PiiKind::Iban]);
+        assert_eq!(
+            kinds("IBAN DE44 5001 0517 5407 3249 31"),
+            vec![PiiKind::Iban]
+        );
         assert!(kinds("IBAN DE44 5001 0517 5407 3249 32").is_empty());
         assert!(kinds("IBAN GB82 WEST 1234 5698 7654 32").is_empty());
     }
@@ -472,7 +607,14 @@ mod tests {
     #[test]
     fn ssns_respect_invalid_ranges() {
         assert_eq!(kinds("SSN 123-45-6789"), vec![PiiKind::Ssn]);
-        for bad in ["000-12-3456", "666-12-3456", "912-12-3456", "123-00-4567", "123-45-0000", "078-05-1120"] {
+        for bad in [
+            "000-12-3456",
+            "666-12-3456",
+            "912-12-3456",
+            "123-00-4567",
+            "123-45-0000",
+            "078-05-1120",
+        ] {
             assert!(kinds(bad).is_empty(), "{bad}");
         }
         assert!(kinds("id 123456789").is_empty());
@@ -481,9 +623,25 @@ mod tests {
 
     #[test]
     fn ips_skip_private_and_documentation_ranges() {
-        assert_eq!(find_pii("from 81.2.69.160").first().map(|m| m.severity), Some(Severity::Low));
-        assert_eq!(find_pii("client ip 81.2.69.160").first().map(|m| m.severity), Some(Severity::Medium));
-        for private in ["10.1.2.3", "192.168.0.1", "172.20.1.1", "127.0.0.1", "192.0.2.7", "203.0.113.9", "198.51.100.2"] {
+        assert_eq!(
+            find_pii("from 81.2.69.160").first().map(|m| m.severity),
+            Some(Severity::Low)
+        );
+        assert_eq!(
+            find_pii("client ip 81.2.69.160")
+                .first()
+                .map(|m| m.severity),
+            Some(Severity::Medium)
+        );
+        for private in [
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.20.1.1",
+            "127.0.0.1",
+            "192.0.2.7",
+            "203.0.113.9",
+            "198.51.100.2",
+        ] {
             assert!(kinds(private).is_empty(), "{private}");
         }
         assert!(kinds("version 1.2.3.4").is_empty());

@@ -3,8 +3,25 @@
 
 /// Substrings that mark a value as a stand-in (compared case-insensitively).
 const PLACEHOLDER_MARKERS: &[&str] = &[
-    "...", "…", "xxxx", "****", "<", ">", "{", "}", "${", "your", "example", "placeholder",
-    "redacted", "changeme", "change_me", "replace", "dummy", "sample", "insert",
+    "...",
+    "…",
+    "xxxx",
+    "****",
+    "<",
+    ">",
+    "{",
+    "}",
+    "${",
+    "your",
+    "example",
+    "placeholder",
+    "redacted",
+    "changeme",
+    "change_me",
+    "replace",
+    "dummy",
+    "sample",
+    "insert",
 ];
 
 /// Whole values that are names of secrets, not secrets (`password: password`).

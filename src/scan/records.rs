@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Text of a message or output: a string, `null`, or a list of content parts (`{"type":"text",
 /// "text":…}` or strings). Non-text parts are ignored.
@@ -49,7 +49,10 @@ pub fn describe_json_error(e: &serde_json::Error) -> String {
     format!("{what} at column {}", e.column())
 }
 
-pub fn parse_record<'a>(line: &'a str, tenant_field: &str) -> Result<RecordView<'a>, serde_json::Error> {
+pub fn parse_record<'a>(
+    line: &'a str,
+    tenant_field: &str,
+) -> Result<RecordView<'a>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(line);
     let record = RecordSeed { tenant_field }.deserialize(&mut de)?;
     de.end()?;
@@ -94,7 +97,9 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
                 }
                 "prompt_name" => record.prompt_name = map.next_value::<Scalar<'de>>()?.0,
                 "messages" => {
-                    record.messages = map.next_value::<Option<Vec<MessageView<'de>>>>()?.unwrap_or_default();
+                    record.messages = map
+                        .next_value::<Option<Vec<MessageView<'de>>>>()?
+                        .unwrap_or_default();
                 }
                 "output" => record.output = map.next_value()?,
                 _ => {
@@ -264,7 +269,11 @@ mod tests {
 
     #[test]
     fn errors_do_not_quote_the_line() {
-        let e = parse_record(r#"{"tenant_id": "acme", "messages": "sk-secret"}"#, "tenant_id").unwrap_err();
+        let e = parse_record(
+            r#"{"tenant_id": "acme", "messages": "sk-secret"}"#,
+            "tenant_id",
+        )
+        .unwrap_err();
         let msg = describe_json_error(&e);
         assert!(!msg.contains("sk-secret"), "{msg}");
         let e = parse_record("not json", "tenant_id").unwrap_err();

@@ -53,20 +53,54 @@ pub fn rule_descriptions(rules: &SecretRules) -> BTreeMap<String, String> {
 }
 
 const FIXED_RULES: &[(&str, &str)] = &[
-    ("fewshot.tenant_overlap", "Few-shot example text found in a tenant's own trace data"),
-    ("fewshot.entity_overlap", "Entity values of a few-shot example found in a tenant's own trace data"),
-    ("fewshot.common_phrase", "Few-shot example text common to many tenants (not tenant data)"),
-    ("provenance.missing_entry", "Few-shot example without a provenance manifest entry"),
-    ("provenance.unapproved_mining", "Example mined from traces without redaction record and approver"),
-    ("provenance.missing_tenant", "Example mined from traces without its source tenant"),
-    ("provenance.cross_tenant", "Example from one tenant in a prompt served to other tenants"),
-    ("provenance.mismatch", "Declared provenance contradicted by trace overlap with one tenant"),
-    ("provenance.orphan_entry", "Provenance manifest entry without an example"),
-    ("scope.unconfigured", "Prompt without a configured tenant scope"),
+    (
+        "fewshot.tenant_overlap",
+        "Few-shot example text found in a tenant's own trace data",
+    ),
+    (
+        "fewshot.entity_overlap",
+        "Entity values of a few-shot example found in a tenant's own trace data",
+    ),
+    (
+        "fewshot.common_phrase",
+        "Few-shot example text common to many tenants (not tenant data)",
+    ),
+    (
+        "provenance.missing_entry",
+        "Few-shot example without a provenance manifest entry",
+    ),
+    (
+        "provenance.unapproved_mining",
+        "Example mined from traces without redaction record and approver",
+    ),
+    (
+        "provenance.missing_tenant",
+        "Example mined from traces without its source tenant",
+    ),
+    (
+        "provenance.cross_tenant",
+        "Example from one tenant in a prompt served to other tenants",
+    ),
+    (
+        "provenance.mismatch",
+        "Declared provenance contradicted by trace overlap with one tenant",
+    ),
+    (
+        "provenance.orphan_entry",
+        "Provenance manifest entry without an example",
+    ),
+    (
+        "scope.unconfigured",
+        "Prompt without a configured tenant scope",
+    ),
 ];
 
 /// The SARIF log of a report. `descriptions` maps rule ids to their text ([`rule_descriptions`]).
-pub fn to_sarif(report: &ScanReport, descriptions: &BTreeMap<String, String>, tool_version: &str) -> sarif::Sarif {
+pub fn to_sarif(
+    report: &ScanReport,
+    descriptions: &BTreeMap<String, String>,
+    tool_version: &str,
+) -> sarif::Sarif {
     let mut rule_ids: Vec<&str> = report
         .findings
         .iter()
@@ -107,12 +141,22 @@ pub fn to_sarif(report: &ScanReport, descriptions: &BTreeMap<String, String>, to
         .build()
 }
 
-fn reporting_descriptor(id: &str, descriptions: &BTreeMap<String, String>) -> sarif::ReportingDescriptor {
-    let text = descriptions.get(id).cloned().unwrap_or_else(|| id.to_string());
+fn reporting_descriptor(
+    id: &str,
+    descriptions: &BTreeMap<String, String>,
+) -> sarif::ReportingDescriptor {
+    let text = descriptions
+        .get(id)
+        .cloned()
+        .unwrap_or_else(|| id.to_string());
     sarif::ReportingDescriptor::builder()
         .id(id)
         .name(id.replace('.', "/"))
-        .short_description(sarif::MultiformatMessageString::builder().text(text).build())
+        .short_description(
+            sarif::MultiformatMessageString::builder()
+                .text(text)
+                .build(),
+        )
         .build()
 }
 
@@ -121,18 +165,25 @@ fn result(finding: &Finding, rule_ids: &[&str], suppressed_because: Option<&str>
         .start_line(finding.line as i64)
         .start_column(finding.column as i64)
         .build();
-    let artifact = sarif::ArtifactLocation::builder().uri(finding.path.clone()).build();
+    let artifact = sarif::ArtifactLocation::builder()
+        .uri(finding.path.clone())
+        .build();
     let physical = sarif::PhysicalLocation::builder()
         .artifact_location(artifact)
         .region(region)
         .build();
-    let location = sarif::Location::builder().physical_location(physical).build();
+    let location = sarif::Location::builder()
+        .physical_location(physical)
+        .build();
     let mut fingerprints = BTreeMap::new();
     fingerprints.insert(FINGERPRINT_KEY.to_string(), finding.id.clone());
     let properties = sarif::PropertyBag::builder()
         .additional_properties(result_properties(finding))
         .build();
-    let rule_index = rule_ids.iter().position(|r| *r == finding.rule).unwrap_or(0);
+    let rule_index = rule_ids
+        .iter()
+        .position(|r| *r == finding.rule)
+        .unwrap_or(0);
     let message = format!("{} ({})", finding.message, finding.preview);
     let mut result = sarif::Result::builder()
         .rule_id(finding.rule.clone())
@@ -158,7 +209,10 @@ fn result_properties(finding: &Finding) -> BTreeMap<String, serde_json::Value> {
     props.insert("findingId".to_string(), json!(finding.id));
     props.insert("kind".to_string(), json!(finding.kind));
     props.insert("severity".to_string(), json!(finding.severity));
-    props.insert("security-severity".to_string(), json!(security_severity(finding.severity)));
+    props.insert(
+        "security-severity".to_string(),
+        json!(security_severity(finding.severity)),
+    );
     props.insert("valueHmac".to_string(), json!(finding.value_hmac));
     if let Some(ex) = &finding.example_id {
         props.insert("exampleId".to_string(), json!(ex));

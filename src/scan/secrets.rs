@@ -302,14 +302,26 @@ mod tests {
         let rules = SecretRules::builtin().unwrap();
         assert!(rules.rules().len() >= 12);
         for rule in rules.rules() {
-            assert!(!rule.examples.positive.is_empty(), "{} has no positive example", rule.id);
+            assert!(
+                !rule.examples.positive.is_empty(),
+                "{} has no positive example",
+                rule.id
+            );
             for text in &rule.examples.positive {
                 let ids = rule_ids(&rules, text);
-                assert!(ids.contains(&rule.id), "{} missed a positive example (got {ids:?})", rule.id);
+                assert!(
+                    ids.contains(&rule.id),
+                    "{} missed a positive example (got {ids:?})",
+                    rule.id
+                );
             }
             for text in &rule.examples.negative {
                 let ids = rule_ids(&rules, text);
-                assert!(!ids.contains(&rule.id), "{} matched a negative example", rule.id);
+                assert!(
+                    !ids.contains(&rule.id),
+                    "{} matched a negative example",
+                    rule.id
+                );
             }
         }
     }
@@ -325,7 +337,13 @@ mod tests {
     fn unknown_rule_fields_are_reported_with_position() {
         let user = "rules:\n  - id: x\n    description: d\n    pattern: 'abc'\n    severty: high\n";
         let err = SecretRules::with_user_file(user, "rules.yaml").unwrap_err();
-        let ScanError::Rules { path, line, column, message } = err else {
+        let ScanError::Rules {
+            path,
+            line,
+            column,
+            message,
+        } = err
+        else {
             panic!("unexpected error");
         };
         assert_eq!(path, "rules.yaml");

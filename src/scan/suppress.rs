@@ -70,7 +70,11 @@ pub struct SuppressionOutcome {
 
 impl ScanReport {
     /// Moves the findings that an unexpired suppression matches to `suppressed`.
-    pub fn apply_suppressions(&mut self, suppressions: &[Suppression], today: Date) -> Result<SuppressionOutcome, ScanError> {
+    pub fn apply_suppressions(
+        &mut self,
+        suppressions: &[Suppression],
+        today: Date,
+    ) -> Result<SuppressionOutcome, ScanError> {
         for (i, s) in suppressions.iter().enumerate() {
             s.validate(i)?;
         }
@@ -115,8 +119,9 @@ impl ScanReport {
 
 /// The finding ids of a baseline: a `promptctl.scan/v1` JSON report (suppressed findings included).
 pub fn baseline_ids(text: &str) -> Result<HashSet<String>, ScanError> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| ScanError::Baseline(format!("not JSON: line {} column {}", e.line(), e.column())))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        ScanError::Baseline(format!("not JSON: line {} column {}", e.line(), e.column()))
+    })?;
     if value.get("schema").and_then(|s| s.as_str()) != Some(super::model::SCHEMA) {
         return Err(ScanError::Baseline(format!(
             "not a `{}` report (run `promptctl scan --format json` to make one)",
@@ -143,7 +148,11 @@ fn glob_from(p: &[char], t: &[char]) -> bool {
     match p.first() {
         None => t.is_empty(),
         Some('*') if p.get(1) == Some(&'*') => {
-            let rest = if p.get(2) == Some(&'/') { &p[3..] } else { &p[2..] };
+            let rest = if p.get(2) == Some(&'/') {
+                &p[3..]
+            } else {
+                &p[2..]
+            };
             (0..=t.len()).any(|i| glob_from(rest, &t[i..]))
         }
         Some('*') => (0..=t.len())

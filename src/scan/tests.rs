@@ -39,7 +39,11 @@ fn find<'r>(report: &'r ScanReport, rule: &str, example: &str) -> Option<&'r Fin
 fn recall_and_precision_at_high_severity() {
     let corpus = support_corpus();
     let (_, report) = scan_corpus(&corpus);
-    let high: Vec<&Finding> = report.findings.iter().filter(|f| f.severity >= Severity::High).collect();
+    let high: Vec<&Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity >= Severity::High)
+        .collect();
     let found = corpus
         .labels
         .iter()
@@ -67,7 +71,10 @@ fn recall_and_precision_at_high_severity() {
         high.len()
     );
     assert!(recall >= 0.95, "recall {recall:.3}; missed {missed:#?}");
-    assert!(precision >= 0.9, "precision {precision:.3}; spurious {spurious:#?}");
+    assert!(
+        precision >= 0.9,
+        "precision {precision:.3}; spurious {spurious:#?}"
+    );
 }
 
 #[test]
@@ -76,12 +83,20 @@ fn origin_and_exposure_are_attributed_by_role_and_deploy_time() {
     let (_, report) = scan_corpus(&corpus);
     let ex04 = find(&report, "fewshot.tenant_overlap", "ex-04").expect("ex-04 overlap");
     assert_eq!(ex04.severity, Severity::Critical);
-    let has = |id: &str, role: &str| ex04.tenants.iter().any(|t| t.id == id && t.role == role && t.n_traces >= 1);
+    let has = |id: &str, role: &str| {
+        ex04.tenants
+            .iter()
+            .any(|t| t.id == id && t.role == role && t.n_traces >= 1)
+    };
     assert!(has("brightside", "user"), "{:?}", ex04.tenants);
     assert!(has("northwind", "assistant"), "{:?}", ex04.tenants);
     assert_eq!(ex04.path, "prompts/support-reply.examples.yaml");
     let examples = &corpus.inputs.prompts[0].examples.as_ref().unwrap().text;
-    let ex04_line = examples.lines().position(|l| l.contains("id: ex-04")).unwrap() + 2;
+    let ex04_line = examples
+        .lines()
+        .position(|l| l.contains("id: ex-04"))
+        .unwrap()
+        + 2;
     // Column of the value's first character, inside the quotes of `  input: "…"`.
     assert_eq!((ex04.line, ex04.column), (ex04_line, 11));
 
@@ -90,22 +105,38 @@ fn origin_and_exposure_are_attributed_by_role_and_deploy_time() {
     let own = find(&report, "fewshot.tenant_overlap", "b-01").expect("acme's own example");
     assert_eq!(own.severity, Severity::Low);
     assert!(
-        !report.findings.iter().any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-25")),
+        !report
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-25")),
         "assistant-only echoes of an example are not an origin"
     );
     assert!(
-        !report.findings.iter().any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-01")),
+        !report
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-01")),
         "rendered example turns are skipped by position"
     );
     assert!(
-        !report.findings.iter().any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-29")),
+        !report
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-29")),
         "a tenant quoting an example after deploy is not its origin"
     );
-    let unattributed = find(&report, "fewshot.tenant_overlap", "ex-30").expect("unknown-tenant origin");
+    let unattributed =
+        find(&report, "fewshot.tenant_overlap", "ex-30").expect("unknown-tenant origin");
     assert_eq!(unattributed.severity, Severity::Medium);
     assert_eq!(unattributed.tenants[0].id, UNKNOWN_TENANT);
     let tool = find(&report, "fewshot.tenant_overlap", "ex-27").expect("tool-message origin");
-    assert!(tool.tenants.iter().any(|t| t.id == "wonka" && t.role == "tool"), "{:?}", tool.tenants);
+    assert!(
+        tool.tenants
+            .iter()
+            .any(|t| t.id == "wonka" && t.role == "tool"),
+        "{:?}",
+        tool.tenants
+    );
 }
 
 #[test]
@@ -121,13 +152,22 @@ fn decoys_stay_quiet_and_policy_findings_appear() {
             .collect();
         assert!(noisy.is_empty(), "{quiet}: {noisy:?}");
     }
-    let rule_at = |rule: &str, path: &str| report.findings.iter().find(|f| f.rule == rule && f.path == path);
-    let scope = rule_at("scope.unconfigured", "prompts/onboarding.prompt").expect("unscoped prompt");
+    let rule_at = |rule: &str, path: &str| {
+        report
+            .findings
+            .iter()
+            .find(|f| f.rule == rule && f.path == path)
+    };
+    let scope =
+        rule_at("scope.unconfigured", "prompts/onboarding.prompt").expect("unscoped prompt");
     assert_eq!(scope.severity, Severity::Medium);
     assert!(find(&report, "provenance.missing_entry", "ex-02").is_some());
     assert!(find(&report, "provenance.orphan_entry", "ex-99").is_some());
     assert!(
-        !report.findings.iter().any(|f| f.path.ends_with("onboarding.prompt") && f.kind == FindingKind::Secret),
+        !report
+            .findings
+            .iter()
+            .any(|f| f.path.ends_with("onboarding.prompt") && f.kind == FindingKind::Secret),
         "template variables are placeholders"
     );
 }
@@ -138,7 +178,11 @@ fn bad_lines_missing_tenants_and_odd_records_are_counted_not_fatal() {
     let (_, report) = scan_corpus(&corpus);
     assert_eq!(report.summary.bad_lines, 1);
     assert_eq!(report.bad_lines.len(), 1);
-    let total_lines = corpus.traces.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() as u64;
+    let total_lines = corpus
+        .traces
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as u64;
     assert_eq!(report.bad_lines[0].line, total_lines - 4);
     assert_eq!(report.summary.trace_records, total_lines - 1);
     assert_eq!(report.summary.records_without_tenant, 2);
@@ -172,15 +216,26 @@ fn ids_survive_line_moves() {
     let mut moved = corpus.inputs.clone();
     for p in &mut moved.prompts {
         if let Some(ex) = &mut p.examples {
-            let shift = if ex.path.ends_with(".jsonl") { "\n\n" } else { "# moved\n# down\n" };
+            let shift = if ex.path.ends_with(".jsonl") {
+                "\n\n"
+            } else {
+                "# moved\n# down\n"
+            };
             ex.text = format!("{shift}{}", ex.text);
         }
     }
     let scanner = Scanner::new(moved).unwrap();
     let mut tally = scanner.tally();
-    scanner.scan_reader("t", corpus.traces.as_slice(), &mut tally).unwrap();
+    scanner
+        .scan_reader("t", corpus.traces.as_slice(), &mut tally)
+        .unwrap();
     let after = scanner.finish(tally, KEY);
-    let ids = |r: &ScanReport| r.findings.iter().map(|f| f.id.clone()).collect::<HashSet<_>>();
+    let ids = |r: &ScanReport| {
+        r.findings
+            .iter()
+            .map(|f| f.id.clone())
+            .collect::<HashSet<_>>()
+    };
     assert_eq!(ids(&before), ids(&after));
     let line_of = |r: &ScanReport| find(r, "pii.iban", "ex-08").map(|f| f.line).unwrap();
     assert_eq!(line_of(&after), line_of(&before) + 2);
@@ -191,7 +246,11 @@ fn baseline_and_suppressions() {
     let corpus = support_corpus();
     let (_, mut report) = scan_corpus(&corpus);
     let total = report.findings.len();
-    let email_findings = report.findings.iter().filter(|f| f.rule == "pii.email").count();
+    let email_findings = report
+        .findings
+        .iter()
+        .filter(|f| f.rule == "pii.email")
+        .count();
     assert!(email_findings > 0);
     let today: jiff::civil::Date = "2026-11-27".parse().unwrap();
     let suppressions = vec![
@@ -215,7 +274,12 @@ fn baseline_and_suppressions() {
     let outcome = report.apply_suppressions(&suppressions, today).unwrap();
     assert_eq!(outcome.expired, vec![1]);
     assert_eq!(outcome.used, vec![0]);
-    assert!(!report.findings.iter().any(|f| f.rule.starts_with("pii.") && f.path == "prompts/support-reply.examples.yaml"));
+    assert!(
+        !report
+            .findings
+            .iter()
+            .any(|f| f.rule.starts_with("pii.") && f.path == "prompts/support-reply.examples.yaml")
+    );
     assert_eq!(report.findings.len() + report.suppressed.len(), total);
     assert_eq!(report.summary.suppressed, report.suppressed.len());
 
@@ -241,10 +305,29 @@ fn report_json_has_the_cli_shape() {
         .iter()
         .find(|f| f["kind"] == "overlap")
         .unwrap();
-    for key in ["id", "kind", "rule", "severity", "path", "line", "column", "example_id", "tenants", "preview"] {
+    for key in [
+        "id",
+        "kind",
+        "rule",
+        "severity",
+        "path",
+        "line",
+        "column",
+        "example_id",
+        "tenants",
+        "preview",
+    ] {
         assert!(f.get(key).is_some(), "missing {key}");
     }
-    for key in ["critical", "high", "medium", "low", "info", "files", "trace_records"] {
+    for key in [
+        "critical",
+        "high",
+        "medium",
+        "low",
+        "info",
+        "files",
+        "trace_records",
+    ] {
         assert!(v["summary"].get(key).is_some(), "missing summary.{key}");
     }
     let back = ScanReport::from_json(&v.to_string()).unwrap();
@@ -267,21 +350,32 @@ fn sarif_validates_against_the_official_schema() {
         .apply_suppressions(&[suppression], "2026-11-27".parse().unwrap())
         .unwrap();
     let sarif = serde_json::to_value(scanner.sarif(&report, "0.1.0")).unwrap();
-    let schema: serde_json::Value = serde_json::from_str(include_str!("sarif-schema-2.1.0.json")).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("sarif-schema-2.1.0.json")).unwrap();
     // The official schema's `language` pattern has a stray `]` (a known erratum) that the regex-format
     // check of the schema itself rejects; that one keyword is dropped in memory, the vendored file
     // stays byte-identical to the published one. Promptctl never writes `language`.
     let mut schema = schema;
     drop_pattern(&mut schema, BROKEN_LANGUAGE_PATTERN);
-    let validator = jsonschema::validator_for(&schema)
-        .expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(&sarif).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&sarif)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     let results = sarif["runs"][0]["results"].as_array().unwrap();
     assert_eq!(results.len(), report.findings.len() + 1);
     let first = &results[0];
-    assert_eq!(first["partialFingerprints"][FINGERPRINT_KEY], report.findings[0].id);
-    assert!(first["locations"][0]["physicalLocation"]["region"]["startLine"].as_i64().unwrap() >= 1);
+    assert_eq!(
+        first["partialFingerprints"][FINGERPRINT_KEY],
+        report.findings[0].id
+    );
+    assert!(
+        first["locations"][0]["physicalLocation"]["region"]["startLine"]
+            .as_i64()
+            .unwrap()
+            >= 1
+    );
     assert!(results.iter().any(|r| r.get("suppressions").is_some()));
     // A broken log is rejected: the validator is really checking.
     let mut broken = sarif.clone();
@@ -293,7 +387,11 @@ fn sarif_validates_against_the_official_schema() {
 fn content_text(content: &serde_json::Value) -> String {
     match content {
         serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n"),
+        serde_json::Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
         _ => String::new(),
     }
 }
@@ -330,7 +428,12 @@ fn records_api_matches_the_jsonl_path() {
                 .as_array()
                 .map(|ms| {
                     ms.iter()
-                        .map(|m| (m["role"].as_str().unwrap_or("user").to_string(), content_text(&m["content"])))
+                        .map(|m| {
+                            (
+                                m["role"].as_str().unwrap_or("user").to_string(),
+                                content_text(&m["content"]),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -367,8 +470,12 @@ fn tenant_field_is_configurable() {
     inputs.options.tenant_field = "org".into();
     let scanner = Scanner::new(inputs).unwrap();
     let mut tally = scanner.tally();
-    let traces = String::from_utf8(corpus.traces.clone()).unwrap().replace("\"tenant_id\"", "\"org\"");
-    scanner.scan_reader("t", traces.as_bytes(), &mut tally).unwrap();
+    let traces = String::from_utf8(corpus.traces.clone())
+        .unwrap()
+        .replace("\"tenant_id\"", "\"org\"");
+    scanner
+        .scan_reader("t", traces.as_bytes(), &mut tally)
+        .unwrap();
     let report = scanner.finish(tally, KEY);
     assert_eq!(report.summary.tenants, 40);
     assert!(find(&report, "fewshot.tenant_overlap", "ex-04").is_some());

@@ -121,7 +121,8 @@ impl TraceTally {
         self.records += other.records;
         self.bad_lines += other.bad_lines;
         let room = MAX_BAD_LINES.saturating_sub(self.bad_line_samples.len());
-        self.bad_line_samples.extend(other.bad_line_samples.into_iter().take(room));
+        self.bad_line_samples
+            .extend(other.bad_line_samples.into_iter().take(room));
         self.records_without_tenant += other.records_without_tenant;
         for (tenant, n) in other.tenants {
             *self.tenants.entry(tenant).or_default() += n;
@@ -203,7 +204,12 @@ impl From<&crate::trace::model::RequestRow> for TraceRecord {
 }
 
 /// Scans a JSONL stream; `path` names it in bad-line reports.
-pub fn scan_reader<R: Read>(side: &PromptSide, path: &str, mut reader: R, tally: &mut TraceTally) -> Result<(), ScanError> {
+pub fn scan_reader<R: Read>(
+    side: &PromptSide,
+    path: &str,
+    mut reader: R,
+    tally: &mut TraceTally,
+) -> Result<(), ScanError> {
     let batch_len = rayon::current_num_threads().max(1) * 2;
     let mut carry = Vec::new();
     let mut next_line: u64 = 1;
@@ -211,10 +217,11 @@ pub fn scan_reader<R: Read>(side: &PromptSide, path: &str, mut reader: R, tally:
         let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(batch_len);
         let mut eof = false;
         while batch.len() < batch_len && !eof {
-            let (chunk, at_end) = next_chunk(&mut reader, &mut carry).map_err(|source| ScanError::Io {
-                path: path.to_string(),
-                source,
-            })?;
+            let (chunk, at_end) =
+                next_chunk(&mut reader, &mut carry).map_err(|source| ScanError::Io {
+                    path: path.to_string(),
+                    source,
+                })?;
             eof = at_end;
             if chunk.is_empty() {
                 continue;
@@ -284,7 +291,11 @@ fn scan_chunk(side: &PromptSide, path: &str, first_line: u64, chunk: &[u8]) -> T
 }
 
 /// Scans owned records, in parallel batches.
-pub fn scan_records<I: IntoIterator<Item = TraceRecord>>(side: &PromptSide, records: I, tally: &mut TraceTally) {
+pub fn scan_records<I: IntoIterator<Item = TraceRecord>>(
+    side: &PromptSide,
+    records: I,
+    tally: &mut TraceTally,
+) {
     let mut batch = Vec::with_capacity(4096);
     let mut records = records.into_iter().peekable();
     while records.peek().is_some() {
@@ -307,7 +318,12 @@ pub fn scan_records<I: IntoIterator<Item = TraceRecord>>(side: &PromptSide, reco
     }
 }
 
-fn scan_owned(side: &PromptSide, record: &TraceRecord, scratch: &mut Scratch, tally: &mut TraceTally) {
+fn scan_owned(
+    side: &PromptSide,
+    record: &TraceRecord,
+    scratch: &mut Scratch,
+    tally: &mut TraceTally,
+) {
     let messages: Vec<(usize, &str, &str)> = record
         .messages
         .iter()
@@ -319,10 +335,22 @@ fn scan_owned(side: &PromptSide, record: &TraceRecord, scratch: &mut Scratch, ta
         role: Role::Assistant,
         text,
     }));
-    scan_texts(side, record.tenant_id.as_deref(), || record.ts, &texts, scratch, tally);
+    scan_texts(
+        side,
+        record.tenant_id.as_deref(),
+        || record.ts,
+        &texts,
+        scratch,
+        tally,
+    );
 }
 
-fn scan_view(side: &PromptSide, record: &RecordView<'_>, scratch: &mut Scratch, tally: &mut TraceTally) {
+fn scan_view(
+    side: &PromptSide,
+    record: &RecordView<'_>,
+    scratch: &mut Scratch,
+    tally: &mut TraceTally,
+) {
     let messages: Vec<(usize, &str, &str)> = record
         .messages
         .iter()
@@ -331,7 +359,11 @@ fn scan_view(side: &PromptSide, record: &RecordView<'_>, scratch: &mut Scratch, 
             let role = m.role.as_deref().unwrap_or("user");
             // A message without text (an assistant turn that only calls tools) is still a turn.
             let placeholder = m.content.0.is_empty().then_some((i, role, ""));
-            m.content.0.iter().map(move |part| (i, role, part.as_ref())).chain(placeholder)
+            m.content
+                .0
+                .iter()
+                .map(move |part| (i, role, part.as_ref()))
+                .chain(placeholder)
         })
         .collect();
     let mut texts = role_texts(side, record.prompt_name.as_deref(), &messages);
@@ -339,7 +371,12 @@ fn scan_view(side: &PromptSide, record: &RecordView<'_>, scratch: &mut Scratch, 
         role: Role::Assistant,
         text: p.as_ref(),
     }));
-    let ts = || record.ts.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
+    let ts = || {
+        record
+            .ts
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+    };
     scan_texts(side, record.tenant.as_deref(), ts, &texts, scratch, tally);
 }
 
@@ -406,8 +443,12 @@ fn find_in_text(side: &PromptSide, text: &RoleText<'_>, scratch: &mut Scratch) {
     };
     scratch.words.fill(text.text);
     scratch.runs.clear();
-    side.shingles
-        .find_runs(&scratch.words, thresholds, &mut scratch.run_scratch, &mut scratch.runs);
+    side.shingles.find_runs(
+        &scratch.words,
+        thresholds,
+        &mut scratch.run_scratch,
+        &mut scratch.runs,
+    );
     for run in &scratch.runs {
         let example = side.shingles.texts()[run.text as usize].example;
         let ev = Evidence {
@@ -438,7 +479,13 @@ fn find_in_text(side: &PromptSide, text: &RoleText<'_>, scratch: &mut Scratch) {
 }
 
 /// Folds this record's hits into the tally: one trace per (example, role), whatever the number of hits.
-fn record_evidence(side: &PromptSide, tenant: &str, ts: Option<Timestamp>, scratch: &mut Scratch, tally: &mut TraceTally) {
+fn record_evidence(
+    side: &PromptSide,
+    tenant: &str,
+    ts: Option<Timestamp>,
+    scratch: &mut Scratch,
+    tally: &mut TraceTally,
+) {
     let hits = &mut scratch.record_hits;
     hits.sort_by_key(|h| (h.0, h.1));
     if !tally.evidence.contains_key(tenant) {
@@ -453,8 +500,13 @@ fn record_evidence(side: &PromptSide, tenant: &str, ts: Option<Timestamp>, scrat
         };
         ev.shingle = u64::from(group.iter().any(|h| h.2.shingle > 0));
         ev.strong_entity = u64::from(group.iter().any(|h| h.2.strong_entity > 0));
-        ev.weak_entity = u64::from(ev.strong_entity == 0 && group.iter().any(|h| h.2.weak_entity > 0));
-        ev.longest_run_words = group.iter().map(|h| h.2.longest_run_words).max().unwrap_or(0);
+        ev.weak_entity =
+            u64::from(ev.strong_entity == 0 && group.iter().any(|h| h.2.weak_entity > 0));
+        ev.longest_run_words = group
+            .iter()
+            .map(|h| h.2.longest_run_words)
+            .max()
+            .unwrap_or(0);
         match (side.examples[example as usize].deployed_at, ts) {
             (Some(deploy), Some(t)) if t < deploy => ev.before_deploy = 1,
             (Some(_), Some(_)) => ev.after_deploy = 1,
