@@ -301,10 +301,7 @@ fn redacted_excerpt(side: &PromptSide, example: &ExampleRef) -> String {
         .map(|m| (m.span.clone(), preview(&text[m.span], m.kind.redaction())))
         .collect();
     for m in side.rules.find(text) {
-        spans.push((
-            m.span.clone(),
-            preview(m.value, side.rules.redaction(m.rule)),
-        ));
+        spans.push((m.span.clone(), side.rules.preview(m.rule, m.value)));
     }
     spans.sort_by_key(|s| s.0.start);
     let mut out = String::new();

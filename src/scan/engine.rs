@@ -256,7 +256,7 @@ fn scan_text_file(
             column,
             example_id: example_at(m.span.start),
             tenants: Vec::new(),
-            preview: preview(m.value, rules.redaction(m.rule)),
+            preview: rules.preview(m.rule, m.value),
             message: format!("{} in a prompt or few-shot file", rule.description),
             value: m.value.to_string(),
         });

@@ -1,15 +1,23 @@
 //! Entity values found in the examples (emails, phone numbers, IBANs, card numbers, order ids and other
-//! tokens with six or more digits, and capitalized names next to them), in one aho-corasick automaton
-//! that is streamed over the traces. It catches what shingles miss: lightly edited examples and real
-//! values planted inside otherwise synthetic text. Values match verbatim (ASCII case-insensitively) and
-//! only on word boundaries.
+//! tokens with six or more digits, and capitalized names next to them), matched over the traces. It
+//! catches what shingles miss: lightly edited examples and real values planted inside otherwise
+//! synthetic text. Values match verbatim (ASCII case-insensitively) and only on word boundaries.
+//!
+//! The values are compiled into one aho-corasick automaton. On the trace side, where the words of every
+//! text are already hashed for the shingle lookup, a value can only start at a word that is the value's
+//! first word: a filtered table of first-word hashes finds those places and the automaton (anchored)
+//! confirms the value there, byte for byte — no second pass over every byte.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{
+    AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, Input, MatchKind, StartKind,
+};
 use regex::Regex;
 
+use super::normalize::Words;
+use super::overlap::IdentityMap;
 use super::pii::{PiiKind, find_pii};
 
 /// How much a matched entity says about where an example came from.
@@ -33,6 +41,9 @@ pub struct EntityEntry {
 pub struct EntityIndex {
     automaton: Option<AhoCorasick>,
     entries: Vec<EntityEntry>,
+    /// Hashes of the values' first normalized words, with how many bytes precede that word in the value
+    /// (`(415) …` starts one byte before `415`).
+    first_words: IdentityMap<Vec<usize>>,
 }
 
 /// An entity of the index seen in a trace text.
@@ -131,11 +142,14 @@ impl EntityIndex {
             AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::LeftmostLongest)
+                .start_kind(StartKind::Anchored)
+                .kind(Some(AhoCorasickKind::DFA))
                 .build(&patterns)
                 .ok()
         };
         EntityIndex {
             automaton,
+            first_words: first_word_table(&patterns),
             entries: values.into_iter().map(|(_, e)| e).collect(),
         }
     }
@@ -148,23 +162,50 @@ impl EntityIndex {
         self.entries.len()
     }
 
-    /// Appends the entities found in `text` (on word boundaries) to `out`.
-    pub fn find(&self, text: &str, out: &mut Vec<EntityHit>) {
+    /// Appends the entities found in `text` (on word boundaries) to `out`; `words` are the words of
+    /// `text` ([`Words::fill`]).
+    pub fn find(&self, text: &str, words: &Words, out: &mut Vec<EntityHit>) {
         let Some(ac) = &self.automaton else {
             return;
         };
         let bytes = text.as_bytes();
-        for m in ac.find_iter(text) {
-            let before = m.start().checked_sub(1).map(|i| bytes[i]);
-            let after = bytes.get(m.end()).copied();
-            if before.is_some_and(is_word_byte) || after.is_some_and(is_word_byte) {
+        for (hash, &(word_start, _)) in words.hashes.iter().zip(&words.spans) {
+            let Some(leads) = self.first_words.get(hash) else {
                 continue;
+            };
+            for &lead in leads {
+                let Some(start) = (word_start as usize).checked_sub(lead) else {
+                    continue;
+                };
+                let input = Input::new(text).range(start..).anchored(Anchored::Yes);
+                let Some(m) = ac.find(input) else { continue };
+                let before = start.checked_sub(1).map(|i| bytes[i]);
+                let after = bytes.get(m.end()).copied();
+                if before.is_some_and(is_word_byte) || after.is_some_and(is_word_byte) {
+                    continue;
+                }
+                out.push(EntityHit {
+                    entry: m.pattern().as_u32(),
+                });
             }
-            out.push(EntityHit {
-                entry: m.pattern().as_u32(),
-            });
         }
     }
+}
+
+/// First-word hash → the distinct byte offsets of that word within values starting with it.
+fn first_word_table(patterns: &[&str]) -> IdentityMap<Vec<usize>> {
+    let mut table = IdentityMap::<Vec<usize>>::default();
+    let mut words = Words::default();
+    for value in patterns {
+        words.fill(value);
+        if let (Some(&hash), Some(&(start, _))) = (words.hashes.first(), words.spans.first()) {
+            let leads = table.entry(hash).or_default();
+            if !leads.contains(&(start as usize)) {
+                leads.push(start as usize);
+            }
+        }
+    }
+    table
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -195,11 +236,23 @@ mod tests {
     fn matches_verbatim_on_word_boundaries() {
         let idx = EntityIndex::build([(0, "ref ORD-20931557 please"), (1, "email bo@acme.io now")]);
         let mut hits = Vec::new();
-        idx.find(
-            "status of ord-20931557? also BO@ACME.IO and XORD-20931557",
-            &mut hits,
-        );
+        let text = "status of ord-20931557? also BO@ACME.IO and XORD-20931557 or ORD-209315570";
+        let mut words = Words::default();
+        words.fill(text);
+        idx.find(text, &words, &mut hits);
         let examples: Vec<u32> = hits.iter().map(|h| idx.entry(*h).examples[0]).collect();
         assert_eq!(examples, vec![0, 1]);
+    }
+
+    #[test]
+    fn values_with_leading_punctuation_match() {
+        let idx = EntityIndex::build([(3, "call (415) 867-2671 today")]);
+        let text = "my number: (415) 867-2671.";
+        let mut words = Words::default();
+        words.fill(text);
+        let mut hits = Vec::new();
+        idx.find(text, &words, &mut hits);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(idx.entry(hits[0]).examples, vec![3]);
     }
 }

@@ -28,8 +28,6 @@ pub fn finding_id(rule: &str, path: &str, value_hmac: &str) -> String {
 pub enum Redaction {
     /// Keep a known, non-secret prefix of `n` bytes and the last 4 characters: `sk-…c3f9`.
     Secret { prefix: usize },
-    /// Only a fixed label, for values whose every part is sensitive (private keys, passwords).
-    Label(&'static str),
     /// `j***@acme.io`
     Email,
     /// `…71` (last two digits)
@@ -50,7 +48,6 @@ pub enum Redaction {
 pub fn preview(value: &str, redaction: Redaction) -> String {
     match redaction {
         Redaction::Secret { prefix } => secret_preview(value, prefix),
-        Redaction::Label(label) => label.to_string(),
         Redaction::Email => email_preview(value),
         Redaction::Phone => format!("phone …{}", last_digits(value, 2)),
         Redaction::Card => format!("card …{}", last_digits(value, 4)),

@@ -2,8 +2,8 @@
 //! collapsed to one separator. The result is a sequence of word hashes with, for each word, its byte
 //! range in the original text (the offset map) and its normalized length.
 //!
-//! The hot path is ASCII and allocation-free once the buffers have grown; non-ASCII words go through
-//! NFKC and lower-casing one character at a time.
+//! The hot path is ASCII: a table lookup and a multiply per byte, allocation-free once the buffers have
+//! grown. Words with non-ASCII characters are hashed again, whole, through NFKC and lower-casing.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -31,31 +31,67 @@ impl Words {
     pub fn fill(&mut self, text: &str) {
         self.clear();
         let bytes = text.as_bytes();
+        let n = bytes.len();
         let mut i = 0;
-        let mut word = WordState::default();
-        while i < bytes.len() {
-            let b = bytes[i];
-            if b < 0x80 {
-                if b.is_ascii_alphanumeric() {
-                    word.begin(i);
-                    word.feed_byte(b.to_ascii_lowercase());
-                } else {
-                    word.end_in(text, i, self);
-                }
+        while i < n {
+            while i < n && bytes[i] < 0x80 && ASCII_LOWER[bytes[i] as usize] == 0 {
                 i += 1;
+            }
+            if i >= n {
+                break;
+            }
+            let start = i;
+            let mut hash = FNV_OFFSET;
+            while i < n {
+                let lower = ASCII_LOWER[bytes[i] as usize];
+                if lower == 0 {
+                    break;
+                }
+                hash = (hash ^ u64::from(lower)).wrapping_mul(FNV_PRIME);
+                i += 1;
+            }
+            if i < n && bytes[i] >= 0x80 {
+                let end = word_end(text, i);
+                if end > i {
+                    self.push_normalized(text, start, end);
+                    i = end;
+                    continue;
+                }
+                if start == i {
+                    // A non-ASCII separator (dash, quote, space): skip it.
+                    i += text[i..].chars().next().map_or(1, char::len_utf8);
+                    continue;
+                }
+            }
+            self.push(hash, start, i, i - start);
+        }
+    }
+
+    fn push(&mut self, hash: u64, start: usize, end: usize, len: usize) {
+        self.hashes.push(mix(hash));
+        self.spans.push((start as u32, end as u32));
+        self.lens.push(len.min(usize::from(u16::MAX)) as u16);
+    }
+
+    /// Hashes a word holding non-ASCII characters whole through NFKC and lower-casing (composition
+    /// needs the neighbouring characters); characters NFKC turns into punctuation (`½` → `1⁄2`) are
+    /// dropped rather than splitting the word.
+    fn push_normalized(&mut self, text: &str, start: usize, end: usize) {
+        let mut hash = FNV_OFFSET;
+        let mut len = 0;
+        for c in text[start..end].nfkc().flat_map(char::to_lowercase) {
+            if !is_word_char(c) {
                 continue;
             }
-            let c = text[i..].chars().next().expect("index on a char boundary");
-            let width = c.len_utf8();
-            if is_word_char(c) {
-                word.begin(i);
-                word.non_ascii = true;
-            } else {
-                word.end_in(text, i, self);
+            let mut buf = [0u8; 4];
+            for &b in c.encode_utf8(&mut buf).as_bytes() {
+                hash = (hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
             }
-            i += width;
+            len += 1;
         }
-        word.end_in(text, bytes.len(), self);
+        if len > 0 {
+            self.push(hash, start, end, len);
+        }
     }
 
     /// Normalized characters of the words `range`, counting one separator between words.
@@ -75,64 +111,28 @@ fn is_combining_mark(c: char) -> bool {
     matches!(c as u32, 0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F)
 }
 
-#[derive(Default)]
-struct WordState {
-    start: Option<usize>,
-    hash: u64,
-    len: u16,
-    /// Set when the word holds a non-ASCII character: it is then hashed again, whole, through NFKC
-    /// (composition needs the neighbouring characters).
-    non_ascii: bool,
+/// The end of the word that continues at `from` (a non-ASCII byte): letters, digits and combining
+/// marks of any script; `from` itself when the character there is a separator.
+fn word_end(text: &str, from: usize) -> usize {
+    text[from..]
+        .char_indices()
+        .find(|&(_, c)| !is_word_char(c))
+        .map_or(text.len(), |(p, _)| from + p)
 }
 
-impl WordState {
-    fn begin(&mut self, at: usize) {
-        if self.start.is_none() {
-            self.start = Some(at);
-            self.hash = FNV_OFFSET;
-            self.len = 0;
-            self.non_ascii = false;
+/// ASCII letters and digits lower-cased; 0 for every other byte (separators and non-ASCII).
+static ASCII_LOWER: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            table[b] = c.to_ascii_lowercase();
         }
+        b += 1;
     }
-
-    #[inline]
-    fn feed_byte(&mut self, b: u8) {
-        self.hash = (self.hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
-        self.len = self.len.saturating_add(1);
-    }
-
-    /// NFKC then lower-case; characters that NFKC turns into punctuation (`½` → `1⁄2`) are dropped
-    /// rather than splitting the word.
-    fn rehash_normalized(&mut self, word: &str) {
-        self.hash = FNV_OFFSET;
-        self.len = 0;
-        for l in word.nfkc().flat_map(char::to_lowercase) {
-            if !is_word_char(l) {
-                continue;
-            }
-            let mut buf = [0u8; 4];
-            for &b in l.encode_utf8(&mut buf).as_bytes() {
-                self.hash = (self.hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
-            }
-            self.len = self.len.saturating_add(1);
-        }
-    }
-
-    fn end_in(&mut self, text: &str, at: usize, words: &mut Words) {
-        let Some(start) = self.start.take() else {
-            return;
-        };
-        if self.non_ascii {
-            self.rehash_normalized(&text[start..at]);
-        }
-        if self.len == 0 {
-            return;
-        }
-        words.hashes.push(mix(self.hash));
-        words.spans.push((start as u32, at as u32));
-        words.lens.push(self.len);
-    }
-}
+    table
+};
 
 /// Spreads FNV's bits (murmur3's finalizer) so that shingle hashes built from word hashes are uniform.
 #[inline]

@@ -34,7 +34,7 @@ impl Hasher for IdentityHasher {
     }
 }
 
-type IdentityMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
+pub type IdentityMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
 
 /// One indexed example field.
 #[derive(Debug, Clone)]

@@ -9,9 +9,50 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Text of a message or output: a string, `null`, or a list of content parts (`{"type":"text",
-/// "text":…}` or strings). Non-text parts are ignored.
+/// "text":…}` or strings). Non-text parts are ignored. The common single string is held inline, so
+/// that a message costs no allocation of its own.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Content<'a>(pub Vec<Cow<'a, str>>);
+pub struct Content<'a> {
+    first: Option<Cow<'a, str>>,
+    more: Vec<Cow<'a, str>>,
+}
+
+impl<'a> Content<'a> {
+    fn one(part: Cow<'a, str>) -> Content<'a> {
+        Content {
+            first: Some(part),
+            more: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, part: Cow<'a, str>) {
+        if self.first.is_none() {
+            self.first = Some(part);
+        } else {
+            self.more.push(part);
+        }
+    }
+
+    fn extend(&mut self, other: Content<'a>) {
+        other.into_parts().for_each(|p| self.push(p));
+    }
+
+    fn into_parts(self) -> impl Iterator<Item = Cow<'a, str>> {
+        self.first.into_iter().chain(self.more)
+    }
+
+    /// The text parts, in order.
+    pub fn parts(&self) -> impl Iterator<Item = &str> {
+        self.first
+            .iter()
+            .chain(self.more.iter())
+            .map(|p| p.as_ref())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
 
 /// One chat message.
 #[derive(Debug, Clone, Deserialize)]
@@ -196,13 +237,13 @@ impl<'de> Visitor<'de> for ContentVisitor {
         f.write_str("message content: a string, null or a list of parts")
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Content(vec![Cow::Borrowed(v)]))
+        Ok(Content::one(Cow::Borrowed(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Content(vec![Cow::Owned(v.to_string())]))
+        Ok(Content::one(Cow::Owned(v.to_string())))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Content(vec![Cow::Owned(v)]))
+        Ok(Content::one(Cow::Owned(v)))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Content::default())
@@ -223,22 +264,22 @@ impl<'de> Visitor<'de> for ContentVisitor {
         Ok(Content::default())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut parts = Vec::new();
+        let mut parts = Content::default();
         while let Some(part) = seq.next_element::<Content<'de>>()? {
-            parts.extend(part.0);
+            parts.extend(part);
         }
-        Ok(Content(parts))
+        Ok(parts)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut parts = Vec::new();
+        let mut parts = Content::default();
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             if matches!(key.as_ref(), "text" | "content") {
-                parts.extend(map.next_value::<Content<'de>>()?.0);
+                parts.extend(map.next_value::<Content<'de>>()?);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(Content(parts))
+        Ok(parts)
     }
 }
 
@@ -253,9 +294,12 @@ mod tests {
         assert_eq!(r.tenant.as_deref(), Some("acme"));
         assert_eq!(r.prompt_name.as_deref(), Some("support-reply"));
         assert_eq!(r.messages.len(), 3);
-        assert_eq!(r.messages[1].content.0, vec![Cow::Borrowed("hi \"there\"")]);
-        assert!(r.messages[2].content.0.is_empty());
-        assert_eq!(r.output.0, vec![Cow::Borrowed("ok")]);
+        assert_eq!(
+            r.messages[1].content.parts().collect::<Vec<_>>(),
+            vec!["hi \"there\""]
+        );
+        assert!(r.messages[2].content.is_empty());
+        assert_eq!(r.output.parts().collect::<Vec<_>>(), vec!["ok"]);
     }
 
     #[test]

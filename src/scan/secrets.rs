@@ -9,7 +9,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::error::ScanError;
-use super::identity::Redaction;
+use super::identity::{Redaction, preview};
 use super::model::Severity;
 use super::placeholder::{is_placeholder, shannon_entropy};
 
@@ -63,7 +63,8 @@ pub struct SecretRule {
     regex: Regex,
     keywords: Vec<String>,
     entropy: Option<f64>,
-    redaction: Redaction,
+    preview_label: Option<String>,
+    preview_prefix: usize,
     fallback: bool,
 }
 
@@ -139,8 +140,18 @@ impl SecretRules {
         &self.rules
     }
 
-    pub fn redaction(&self, rule: usize) -> Redaction {
-        self.rules[rule].redaction
+    /// The redacted preview of a value matched by `rule`.
+    pub fn preview(&self, rule: usize, value: &str) -> String {
+        let rule = &self.rules[rule];
+        match &rule.preview_label {
+            Some(label) => label.clone(),
+            None => preview(
+                value,
+                Redaction::Secret {
+                    prefix: rule.preview_prefix,
+                },
+            ),
+        }
     }
 
     fn from_specs(specs: Vec<RuleSpec>, path: &str) -> Result<SecretRules, ScanError> {
@@ -265,13 +276,6 @@ fn compile_rule(spec: RuleSpec, path: &str) -> Result<SecretRule, ScanError> {
     if spec.keywords.iter().any(|k| k.is_empty()) {
         return Err(rule_error("empty keyword".to_string()));
     }
-    let redaction = match &spec.preview_label {
-        // Labels come from the rule file and are leaked into static previews: keep them 'static.
-        Some(label) => Redaction::Label(Box::leak(label.clone().into_boxed_str())),
-        None => Redaction::Secret {
-            prefix: spec.preview_prefix,
-        },
-    };
     Ok(SecretRule {
         id: spec.id,
         description: spec.description,
@@ -280,7 +284,8 @@ fn compile_rule(spec: RuleSpec, path: &str) -> Result<SecretRule, ScanError> {
         regex,
         keywords: spec.keywords.iter().map(|k| k.to_lowercase()).collect(),
         entropy: spec.entropy,
-        redaction,
+        preview_label: spec.preview_label,
+        preview_prefix: spec.preview_prefix,
         fallback: spec.fallback,
     })
 }

@@ -358,18 +358,17 @@ fn scan_view(
         .flat_map(|(i, m)| {
             let role = m.role.as_deref().unwrap_or("user");
             // A message without text (an assistant turn that only calls tools) is still a turn.
-            let placeholder = m.content.0.is_empty().then_some((i, role, ""));
+            let placeholder = m.content.is_empty().then_some((i, role, ""));
             m.content
-                .0
-                .iter()
-                .map(move |part| (i, role, part.as_ref()))
+                .parts()
+                .map(move |part| (i, role, part))
                 .chain(placeholder)
         })
         .collect();
     let mut texts = role_texts(side, record.prompt_name.as_deref(), &messages);
-    texts.extend(record.output.0.iter().map(|p| RoleText {
+    texts.extend(record.output.parts().map(|text| RoleText {
         role: Role::Assistant,
-        text: p.as_ref(),
+        text,
     }));
     let ts = || {
         record
@@ -459,7 +458,8 @@ fn find_in_text(side: &PromptSide, text: &RoleText<'_>, scratch: &mut Scratch) {
         scratch.record_hits.push((example, text.role, ev));
     }
     scratch.entity_hits.clear();
-    side.entities.find(text.text, &mut scratch.entity_hits);
+    side.entities
+        .find(text.text, &scratch.words, &mut scratch.entity_hits);
     for hit in &scratch.entity_hits {
         let entry = side.entities.entry(*hit);
         let ev = match entry.strength {
