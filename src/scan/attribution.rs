@@ -72,18 +72,20 @@ struct Parties<'t> {
 }
 
 fn parties<'t>(evidence: &ExampleEvidence<'t>) -> Parties<'t> {
-    let mut p = Parties::default();
-    p.unknown_origin = evidence.iter().any(|&(t, role, ev)| {
+    let unknown_origin = evidence.iter().any(|&(t, role, ev)| {
         t == UNKNOWN_TENANT
             && role.is_tenant_data()
             && (ev.shingle > 0 || ev.strong_entity > 0)
             && ev.possibly_before_deploy()
     });
-    if p.unknown_origin {
-        p.shingle = evidence
-            .iter()
-            .any(|(t, _, ev)| *t == UNKNOWN_TENANT && ev.shingle > 0);
-    }
+    let mut p = Parties {
+        unknown_origin,
+        shingle: unknown_origin
+            && evidence
+                .iter()
+                .any(|(t, _, ev)| *t == UNKNOWN_TENANT && ev.shingle > 0),
+        ..Parties::default()
+    };
     let known = evidence.iter().filter(|(t, _, _)| *t != UNKNOWN_TENANT);
     for &(tenant, role, ev) in known.clone() {
         let strong = ev.shingle > 0 || ev.strong_entity > 0;

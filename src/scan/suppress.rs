@@ -78,10 +78,12 @@ impl ScanReport {
         for (i, s) in suppressions.iter().enumerate() {
             s.validate(i)?;
         }
-        let mut outcome = SuppressionOutcome::default();
-        outcome.expired = (0..suppressions.len())
-            .filter(|&i| suppressions[i].is_expired(today))
-            .collect();
+        let mut outcome = SuppressionOutcome {
+            used: Vec::new(),
+            expired: (0..suppressions.len())
+                .filter(|&i| suppressions[i].is_expired(today))
+                .collect(),
+        };
         let mut kept = Vec::with_capacity(self.findings.len());
         for finding in std::mem::take(&mut self.findings) {
             let hit = suppressions.iter().enumerate().find(|(i, s)| {

@@ -480,3 +480,25 @@ fn tenant_field_is_configurable() {
     assert_eq!(report.summary.tenants, 40);
     assert!(find(&report, "fewshot.tenant_overlap", "ex-04").is_some());
 }
+
+#[test]
+fn corpus_labels_are_written_outside_the_scanned_tree() {
+    let corpus = support_corpus();
+    let dir = tempfile::tempdir().unwrap();
+    corpus.write_to(dir.path()).unwrap();
+    assert!(dir.path().join("labels.json").is_file());
+    assert!(dir.path().join("traces.jsonl").is_file());
+    let repo = dir.path().join("repo");
+    assert!(repo.join("prompts/support-reply.prompt").is_file());
+    assert!(repo.join("prompts/billing/provenance.yaml").is_file());
+    let mut stack = vec![repo];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            assert_ne!(path.file_name().unwrap(), "labels.json");
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+}
