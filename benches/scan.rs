@@ -16,9 +16,7 @@ const TRACE_BYTES: usize = 32 << 20;
 
 fn scan_all(scanner: &Scanner, traces: &[u8]) -> u64 {
     let mut tally = scanner.tally();
-    scanner
-        .scan_reader("bench.jsonl", traces, &mut tally)
-        .expect("in-memory reader");
+    scanner.scan_reader("bench.jsonl", traces, &mut tally).expect("in-memory reader");
     tally.records
 }
 
@@ -29,9 +27,7 @@ fn trace_scan(bencher: Bencher) {
     let corpus = support_corpus();
     let traces = corpus.bench_traces(TRACE_BYTES);
     let scanner = Scanner::new(corpus.inputs.clone()).expect("corpus inputs are valid");
-    bencher
-        .counter(BytesCount::new(traces.len()))
-        .bench(|| scan_all(&scanner, &traces));
+    bencher.counter(BytesCount::new(traces.len())).bench(|| scan_all(&scanner, &traces));
 }
 
 /// Requests whose every message is scanned: the worst case for normalization and lookups.
@@ -40,9 +36,7 @@ fn trace_scan_dense(bencher: Bencher) {
     let corpus = support_corpus();
     let traces = corpus.dense_bench_traces(TRACE_BYTES);
     let scanner = Scanner::new(corpus.inputs.clone()).expect("corpus inputs are valid");
-    bencher
-        .counter(BytesCount::new(traces.len()))
-        .bench(|| scan_all(&scanner, &traces));
+    bencher.counter(BytesCount::new(traces.len())).bench(|| scan_all(&scanner, &traces));
 }
 
 /// The prompt side: examples, rules and manifests parsed, shared indexes built.

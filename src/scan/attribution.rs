@@ -31,11 +31,7 @@ pub fn overlap_drafts(side: &PromptSide, tally: &TraceTally) -> Vec<Draft> {
 
 /// Text in at least max(3, 5 % of tenants) tenants' own data is common phrasing, not one tenant's data.
 fn common_threshold(side: &PromptSide, tally: &TraceTally) -> usize {
-    let tenants = tally
-        .tenants
-        .keys()
-        .filter(|t| *t != UNKNOWN_TENANT)
-        .count();
+    let tenants = tally.tenants.keys().filter(|t| *t != UNKNOWN_TENANT).count();
     let share = (side.options.common_tenant_share * tenants as f64).ceil() as usize;
     side.options.common_min_tenants.max(share)
 }
@@ -44,9 +40,7 @@ fn evidence_by_example(tally: &TraceTally) -> BTreeMap<u32, ExampleEvidence<'_>>
     let mut out: BTreeMap<u32, ExampleEvidence<'_>> = BTreeMap::new();
     for (tenant, per_example) in &tally.evidence {
         for ((example, role), ev) in per_example {
-            out.entry(*example)
-                .or_default()
-                .push((tenant.as_str(), *role, ev));
+            out.entry(*example).or_default().push((tenant.as_str(), *role, ev));
         }
     }
     for list in out.values_mut() {
@@ -80,10 +74,7 @@ fn parties<'t>(evidence: &ExampleEvidence<'t>) -> Parties<'t> {
     });
     let mut p = Parties {
         unknown_origin,
-        shingle: unknown_origin
-            && evidence
-                .iter()
-                .any(|(t, _, ev)| *t == UNKNOWN_TENANT && ev.shingle > 0),
+        shingle: unknown_origin && evidence.iter().any(|(t, _, ev)| *t == UNKNOWN_TENANT && ev.shingle > 0),
         ..Parties::default()
     };
     let known = evidence.iter().filter(|(t, _, _)| *t != UNKNOWN_TENANT);
@@ -101,11 +92,7 @@ fn parties<'t>(evidence: &ExampleEvidence<'t>) -> Parties<'t> {
     }
     for &(tenant, role, ev) in known {
         let strong = ev.shingle > 0 || ev.strong_entity > 0;
-        if role == Role::Assistant
-            && strong
-            && ev.possibly_after_deploy()
-            && !p.origin.contains(tenant)
-        {
+        if role == Role::Assistant && strong && ev.possibly_after_deploy() && !p.origin.contains(tenant) {
             p.exposed.insert(tenant);
         }
     }
@@ -127,14 +114,7 @@ fn judge_example(
             "example text appears in the own data of {} tenants: common phrasing, not one tenant's data",
             p.data_tenants.len()
         );
-        return vec![overlap_draft(
-            side,
-            example,
-            "fewshot.common_phrase",
-            Severity::Info,
-            shown,
-            message,
-        )];
+        return vec![overlap_draft(side, example, "fewshot.common_phrase", Severity::Info, shown, message)];
     }
     let mut out = Vec::new();
     if !p.origin.is_empty() {
@@ -146,58 +126,29 @@ fn judge_example(
         } else {
             Severity::Low
         };
-        let rule = if p.shingle {
-            "fewshot.tenant_overlap"
-        } else {
-            "fewshot.entity_overlap"
-        };
+        let rule = if p.shingle { "fewshot.tenant_overlap" } else { "fewshot.entity_overlap" };
         let message = origin_message(&p, served_elsewhere);
-        out.push(overlap_draft(
-            side, example, rule, severity, tenants, message,
-        ));
+        out.push(overlap_draft(side, example, rule, severity, tenants, message));
     } else if p.unknown_origin {
         let message = "example text found in the user/tool messages of records without a tenant id, before deploy: the origin cannot be attributed".to_string();
-        let rule = if p.shingle {
-            "fewshot.tenant_overlap"
-        } else {
-            "fewshot.entity_overlap"
-        };
-        out.push(overlap_draft(
-            side,
-            example,
-            rule,
-            Severity::Medium,
-            tenants,
-            message,
-        ));
+        let rule = if p.shingle { "fewshot.tenant_overlap" } else { "fewshot.entity_overlap" };
+        out.push(overlap_draft(side, example, rule, Severity::Medium, tenants, message));
     } else if !p.weak_origin.is_empty() {
         let message = format!(
             "a name from this example occurs in the own data of {}; no stronger evidence",
             join(&p.weak_origin)
         );
-        out.push(overlap_draft(
-            side,
-            example,
-            "fewshot.entity_overlap",
-            Severity::Medium,
-            tenants,
-            message,
-        ));
+        out.push(overlap_draft(side, example, "fewshot.entity_overlap", Severity::Medium, tenants, message));
     }
     out.extend(provenance_mismatch(side, example, &p));
     out
 }
 
 fn origin_message(p: &Parties<'_>, served_elsewhere: bool) -> String {
-    let mut message = format!(
-        "example text found in the user/tool messages of {} before the prompt was deployed",
-        join(&p.origin)
-    );
+    let mut message =
+        format!("example text found in the user/tool messages of {} before the prompt was deployed", join(&p.origin));
     if !p.exposed.is_empty() {
-        message.push_str(&format!(
-            "; emitted to {} after deploy (exposure)",
-            join(&p.exposed)
-        ));
+        message.push_str(&format!("; emitted to {} after deploy (exposure)", join(&p.exposed)));
     } else if served_elsewhere {
         message.push_str("; the prompt is served to other tenants");
     } else {
@@ -212,11 +163,10 @@ fn join(set: &BTreeSet<&str>) -> String {
 
 /// Whether any prompt using the example is served to a tenant outside `origin`.
 fn served_beyond(side: &PromptSide, example: &ExampleRef, origin: &BTreeSet<&str>) -> bool {
-    example.prompts.iter().any(|&i| {
-        side.prompts[i]
-            .served_tenants()
-            .is_none_or(|s| s.iter().any(|t| !origin.contains(t.as_str())))
-    })
+    example
+        .prompts
+        .iter()
+        .any(|&i| side.prompts[i].served_tenants().is_none_or(|s| s.iter().any(|t| !origin.contains(t.as_str()))))
 }
 
 fn tenant_hits(evidence: &ExampleEvidence<'_>) -> Vec<TenantHit> {
@@ -281,27 +231,17 @@ fn provenance_mismatch(side: &PromptSide, example: &ExampleRef, p: &Parties<'_>)
             entry.source.as_str()
         ),
     );
-    draft.tenants = vec![TenantHit {
-        id: tenant.to_string(),
-        role: Role::User.as_str().to_string(),
-        n_traces: 0,
-    }];
+    draft.tenants = vec![TenantHit { id: tenant.to_string(), role: Role::User.as_str().to_string(), n_traces: 0 }];
     Some(draft)
 }
 
 /// The start of the example with PII, secrets and long digit runs redacted.
 fn redacted_excerpt(side: &PromptSide, example: &ExampleRef) -> String {
-    let text = example
-        .example
-        .fields
-        .first()
-        .map_or("", |f| f.text.as_str());
+    let text = example.example.fields.first().map_or("", |f| f.text.as_str());
     let cut = text.char_indices().nth(160).map_or(text.len(), |(i, _)| i);
     let text = &text[..cut];
-    let mut spans: Vec<(std::ops::Range<usize>, String)> = find_pii(text)
-        .into_iter()
-        .map(|m| (m.span.clone(), preview(&text[m.span], m.kind.redaction())))
-        .collect();
+    let mut spans: Vec<(std::ops::Range<usize>, String)> =
+        find_pii(text).into_iter().map(|m| (m.span.clone(), preview(&text[m.span], m.kind.redaction()))).collect();
     for m in side.rules.find(text) {
         spans.push((m.span.clone(), side.rules.preview(m.rule, m.value)));
     }

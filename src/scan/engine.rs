@@ -72,12 +72,7 @@ pub struct PromptSide {
 
 impl PromptSide {
     pub fn build(inputs: ScanInputs) -> Result<PromptSide, ScanError> {
-        let ScanInputs {
-            prompts,
-            provenance,
-            rules,
-            options,
-        } = inputs;
+        let ScanInputs { prompts, provenance, rules, options } = inputs;
         let rules = match rules {
             Some(file) => SecretRules::with_user_file(&file.text, &file.path)?,
             None => SecretRules::builtin()?,
@@ -92,26 +87,17 @@ impl PromptSide {
             examples.extend(example_refs(file, parsed, users, &metas));
         }
         for prompt in &prompts {
-            let file = SourceFile {
-                path: prompt.path.clone(),
-                text: prompt.text.clone(),
-            };
+            let file = SourceFile { path: prompt.path.clone(), text: prompt.text.clone() };
             scan_text_file(&rules, &file, None, &mut drafts);
             if prompt.scope.is_none() {
                 drafts.push(unconfigured_scope(prompt));
             }
         }
-        let manifests = provenance
-            .iter()
-            .map(|f| parse_manifest(&f.path, &f.text))
-            .collect::<Result<Vec<_>, _>>()?;
+        let manifests = provenance.iter().map(|f| parse_manifest(&f.path, &f.text)).collect::<Result<Vec<_>, _>>()?;
         check_provenance(&examples, &metas, &manifests, &mut drafts);
         let shingles = build_shingles(&examples, &options);
         let entities = EntityIndex::build(example_texts(&examples));
-        let turns_by_name = metas
-            .iter()
-            .filter_map(|m| m.name.clone().map(|n| (n, m.rendered_turns)))
-            .collect();
+        let turns_by_name = metas.iter().filter_map(|m| m.name.clone().map(|n| (n, m.rendered_turns))).collect();
         let default_turns = default_turns(&metas);
         Ok(PromptSide {
             files: prompts.len() + example_files.len() + provenance.len(),
@@ -130,16 +116,11 @@ impl PromptSide {
 
     /// Leading non-system turns of a request that belong to the served prompt (its rendered examples).
     pub fn rendered_turns(&self, prompt_name: Option<&str>) -> usize {
-        prompt_name
-            .and_then(|n| self.turns_by_name.get(n).copied())
-            .unwrap_or(self.default_turns)
+        prompt_name.and_then(|n| self.turns_by_name.get(n).copied()).unwrap_or(self.default_turns)
     }
 
     /// The manifest entry of an example, with the manifest's path.
-    pub fn provenance_of(
-        &self,
-        example: &ExampleRef,
-    ) -> Option<(&ProvenanceEntry, &Manifest, usize)> {
+    pub fn provenance_of(&self, example: &ExampleRef) -> Option<(&ProvenanceEntry, &Manifest, usize)> {
         manifest_entry(&self.manifests, example)
     }
 }
@@ -173,41 +154,21 @@ fn collect_example_files(prompts: &[PromptInput]) -> Vec<(SourceFile, Vec<usize>
     files
 }
 
-fn example_refs(
-    file: &SourceFile,
-    parsed: Vec<Example>,
-    users: &[usize],
-    metas: &[PromptMeta],
-) -> Vec<ExampleRef> {
+fn example_refs(file: &SourceFile, parsed: Vec<Example>, users: &[usize], metas: &[PromptMeta]) -> Vec<ExampleRef> {
     let lines = LineIndex::new(&file.text);
     let deployed_at = users.iter().filter_map(|&i| metas[i].deployed_at).min();
     parsed
         .into_iter()
         .map(|example| {
-            let offset = example
-                .fields
-                .first()
-                .map_or(example.span.start, |f| f.offset);
+            let offset = example.fields.first().map_or(example.span.start, |f| f.offset);
             let (line, column) = lines.position(&file.text, offset);
-            ExampleRef {
-                path: file.path.clone(),
-                example,
-                line,
-                column,
-                prompts: users.to_vec(),
-                deployed_at,
-            }
+            ExampleRef { path: file.path.clone(), example, line, column, prompts: users.to_vec(), deployed_at }
         })
         .collect()
 }
 
 fn example_texts(examples: &[ExampleRef]) -> impl Iterator<Item = (u32, &str)> {
-    examples.iter().enumerate().flat_map(|(i, e)| {
-        e.example
-            .fields
-            .iter()
-            .map(move |f| (i as u32, f.text.as_str()))
-    })
+    examples.iter().enumerate().flat_map(|(i, e)| e.example.fields.iter().map(move |f| (i as u32, f.text.as_str())))
 }
 
 fn build_shingles(examples: &[ExampleRef], options: &ScanOptions) -> ShingleIndex {
@@ -218,10 +179,7 @@ fn build_shingles(examples: &[ExampleRef], options: &ScanOptions) -> ShingleInde
             e.example.fields.iter().map(move |field| {
                 let mut words = Words::default();
                 words.fill(&field.text);
-                IndexedText {
-                    example: i as u32,
-                    words,
-                }
+                IndexedText { example: i as u32, words }
             })
         })
         .collect();
@@ -229,21 +187,11 @@ fn build_shingles(examples: &[ExampleRef], options: &ScanOptions) -> ShingleInde
 }
 
 /// Secrets and PII in one file, template expressions masked; positions are those of the file.
-fn scan_text_file(
-    rules: &SecretRules,
-    file: &SourceFile,
-    examples: Option<&[Example]>,
-    out: &mut Vec<Draft>,
-) {
+fn scan_text_file(rules: &SecretRules, file: &SourceFile, examples: Option<&[Example]>, out: &mut Vec<Draft>) {
     let masked = mask_template(&file.text);
     let lines = LineIndex::new(&file.text);
-    let example_at = |offset: usize| {
-        examples.and_then(|exs| {
-            exs.iter()
-                .find(|e| e.span.contains(&offset))
-                .map(|e| e.id.clone())
-        })
-    };
+    let example_at =
+        |offset: usize| examples.and_then(|exs| exs.iter().find(|e| e.span.contains(&offset)).map(|e| e.id.clone()));
     for m in rules.find(&masked) {
         let rule = &rules.rules()[m.rule];
         let (line, column) = lines.position(&file.text, m.span.start);
@@ -285,10 +233,7 @@ fn normalize_pii_value(value: &str) -> String {
     if value.contains('@') {
         return value.to_lowercase();
     }
-    value
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
-        .collect()
+    value.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').collect()
 }
 
 fn unconfigured_scope(prompt: &PromptInput) -> Draft {
@@ -312,20 +257,13 @@ fn manifest_entry<'m>(
     example: &ExampleRef,
 ) -> Option<(&'m ProvenanceEntry, &'m Manifest, usize)> {
     let dir = parent_dir(&example.path);
-    manifests.iter().filter(|m| m.dir == dir).find_map(|m| {
-        m.entries
-            .iter()
-            .find(|(e, _)| e.id == example.example.id)
-            .map(|(e, offset)| (e, m, *offset))
-    })
+    manifests
+        .iter()
+        .filter(|m| m.dir == dir)
+        .find_map(|m| m.entries.iter().find(|(e, _)| e.id == example.example.id).map(|(e, offset)| (e, m, *offset)))
 }
 
-fn check_provenance(
-    examples: &[ExampleRef],
-    prompts: &[PromptMeta],
-    manifests: &[Manifest],
-    out: &mut Vec<Draft>,
-) {
+fn check_provenance(examples: &[ExampleRef], prompts: &[PromptMeta], manifests: &[Manifest], out: &mut Vec<Draft>) {
     for example in examples {
         match manifest_entry(manifests, example) {
             None => out.push(missing_entry(example)),
@@ -336,9 +274,7 @@ fn check_provenance(
     }
     for manifest in manifests {
         for (entry, offset) in &manifest.entries {
-            let used = examples
-                .iter()
-                .any(|e| parent_dir(&e.path) == manifest.dir && e.example.id == entry.id);
+            let used = examples.iter().any(|e| parent_dir(&e.path) == manifest.dir && e.example.id == entry.id);
             if !used {
                 out.push(orphan_entry(manifest, entry, *offset));
             }
@@ -431,11 +367,7 @@ fn check_entry(
             "example mined from traces without a redaction record and an approver".to_string(),
         ));
     }
-    let Some(tenant) = entry
-        .source_tenant
-        .as_deref()
-        .filter(|t| !t.trim().is_empty())
-    else {
+    let Some(tenant) = entry.source_tenant.as_deref().filter(|t| !t.trim().is_empty()) else {
         out.push(manifest_draft(
             manifest,
             offset,
@@ -446,11 +378,8 @@ fn check_entry(
         ));
         return out;
     };
-    let served_elsewhere = example.prompts.iter().any(|&p| {
-        prompts[p]
-            .served_tenants()
-            .is_none_or(|s| s.iter().any(|t| t != tenant))
-    });
+    let served_elsewhere =
+        example.prompts.iter().any(|&p| prompts[p].served_tenants().is_none_or(|s| s.iter().any(|t| t != tenant)));
     if served_elsewhere {
         out.push(example_draft(
             example,
@@ -466,10 +395,5 @@ fn check_entry(
 }
 
 fn scope_names(example: &ExampleRef, prompts: &[PromptMeta]) -> String {
-    example
-        .prompts
-        .iter()
-        .map(|&p| prompts[p].path.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    example.prompts.iter().map(|&p| prompts[p].path.as_str()).collect::<Vec<_>>().join(", ")
 }

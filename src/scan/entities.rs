@@ -11,9 +11,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use aho_corasick::{
-    AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, Input, MatchKind, StartKind,
-};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, Input, MatchKind, StartKind};
 use regex::Regex;
 
 use super::normalize::Words;
@@ -52,23 +50,19 @@ pub struct EntityHit {
     pub entry: u32,
 }
 
-static LONG_ID: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]\b").unwrap());
-static DATE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^\d{4}-\d{2}-\d{2}$|^\d{2}[-/]\d{2}[-/]\d{4}$").unwrap());
-static NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b[A-Z][a-z]{1,20}(?: [A-Z][a-z]{1,20}){1,2}\b").unwrap());
+static LONG_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]\b").unwrap());
+static DATE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\d{4}-\d{2}-\d{2}$|^\d{2}[-/]\d{2}[-/]\d{4}$").unwrap());
+static NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[A-Z][a-z]{1,20}(?: [A-Z][a-z]{1,20}){1,2}\b").unwrap());
 
 /// Bytes around a strong entity searched for a name.
 const NAME_WINDOW: usize = 60;
 
 /// Capitalized words that start sentences and headings, not names.
 const NOT_NAME_WORDS: &[&str] = &[
-    "Hi", "Hello", "Dear", "Thanks", "Thank", "Order", "Account", "Customer", "Support", "Team",
-    "The", "My", "Our", "Your", "Please", "Card", "Phone", "Email", "Invoice", "Ticket", "Best",
-    "Regards", "Kind", "Mr", "Mrs", "Ms", "Dr", "Refund", "Payment", "Billing", "Shipping",
-    "Subject", "Re", "Fwd", "We", "This", "That", "It", "And", "Or", "If", "When", "Name",
-    "Address", "Iban", "Ssn", "Yes", "No", "Ok", "Sorry", "Sure", "Hey",
+    "Hi", "Hello", "Dear", "Thanks", "Thank", "Order", "Account", "Customer", "Support", "Team", "The", "My", "Our",
+    "Your", "Please", "Card", "Phone", "Email", "Invoice", "Ticket", "Best", "Regards", "Kind", "Mr", "Mrs", "Ms",
+    "Dr", "Refund", "Payment", "Billing", "Shipping", "Subject", "Re", "Fwd", "We", "This", "That", "It", "And", "Or",
+    "If", "When", "Name", "Address", "Iban", "Ssn", "Yes", "No", "Ok", "Sorry", "Sure", "Hey",
 ];
 
 /// Entity values in one example text: (value as written, strength).
@@ -81,10 +75,7 @@ pub fn extract_entities(text: &str) -> Vec<(String, Strength)> {
         }
         let value = &text[m.span.clone()];
         out.push((value.to_string(), Strength::Strong));
-        let compact: String = value
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-            .collect();
+        let compact: String = value.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
         if compact != value && m.kind != PiiKind::Email {
             out.push((compact, Strength::Strong));
         }
@@ -93,18 +84,15 @@ pub fn extract_entities(text: &str) -> Vec<(String, Strength)> {
     for m in LONG_ID.find_iter(text) {
         let token = m.as_str();
         let digits = token.bytes().filter(u8::is_ascii_digit).count();
-        let inside_pii = strong_spans
-            .iter()
-            .any(|s| s.start <= m.start() && m.end() <= s.end);
+        let inside_pii = strong_spans.iter().any(|s| s.start <= m.start() && m.end() <= s.end);
         if digits >= 6 && !DATE.is_match(token) && !inside_pii {
             out.push((token.to_string(), Strength::Strong));
             strong_spans.push(m.range());
         }
     }
     for m in NAME.find_iter(text) {
-        let near_strong = strong_spans
-            .iter()
-            .any(|s| m.start() < s.end + NAME_WINDOW && s.start < m.end() + NAME_WINDOW);
+        let near_strong =
+            strong_spans.iter().any(|s| m.start() < s.end + NAME_WINDOW && s.start < m.end() + NAME_WINDOW);
         let first = m.as_str().split(' ').next().unwrap_or("");
         if near_strong && !NOT_NAME_WORDS.contains(&first) {
             out.push((m.as_str().to_string(), Strength::Weak));
@@ -123,10 +111,7 @@ impl EntityIndex {
             for (value, strength) in extract_entities(text) {
                 let entry = by_value
                     .entry(value.to_ascii_lowercase())
-                    .or_insert(EntityEntry {
-                        strength,
-                        examples: Vec::new(),
-                    });
+                    .or_insert(EntityEntry { strength, examples: Vec::new() });
                 entry.strength = entry.strength.max(strength);
                 if !entry.examples.contains(&example) {
                     entry.examples.push(example);
@@ -184,9 +169,7 @@ impl EntityIndex {
                 if before.is_some_and(is_word_byte) || after.is_some_and(is_word_byte) {
                     continue;
                 }
-                out.push(EntityHit {
-                    entry: m.pattern().as_u32(),
-                });
+                out.push(EntityHit { entry: m.pattern().as_u32() });
             }
         }
     }
@@ -221,10 +204,7 @@ mod tests {
         let text = "Hi, this is Maria Gonzalez (maria.g@brightside-dental.com), order ORD-20931557 from 2024-05-12, call (415) 867-2671.";
         let found = extract_entities(text);
         let values: Vec<&str> = found.iter().map(|(v, _)| v.as_str()).collect();
-        assert!(
-            values.contains(&"maria.g@brightside-dental.com"),
-            "{values:?}"
-        );
+        assert!(values.contains(&"maria.g@brightside-dental.com"), "{values:?}");
         assert!(values.contains(&"ORD-20931557"), "{values:?}");
         assert!(values.contains(&"(415) 867-2671"), "{values:?}");
         assert!(values.contains(&"4158672671"), "{values:?}");

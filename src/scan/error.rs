@@ -4,26 +4,11 @@
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     #[error("{path}{}: {message}", position(*line, *column))]
-    Rules {
-        path: String,
-        line: Option<usize>,
-        column: Option<usize>,
-        message: String,
-    },
+    Rules { path: String, line: Option<usize>, column: Option<usize>, message: String },
     #[error("{path}{}: {message}", position(*line, *column))]
-    Examples {
-        path: String,
-        line: Option<usize>,
-        column: Option<usize>,
-        message: String,
-    },
+    Examples { path: String, line: Option<usize>, column: Option<usize>, message: String },
     #[error("{path}{}: {message}", position(*line, *column))]
-    Provenance {
-        path: String,
-        line: Option<usize>,
-        column: Option<usize>,
-        message: String,
-    },
+    Provenance { path: String, line: Option<usize>, column: Option<usize>, message: String },
     #[error("suppression {index}: {message}")]
     Suppression { index: usize, message: String },
     #[error("{path}: cannot read: {source}")]

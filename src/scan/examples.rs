@@ -58,11 +58,7 @@ pub fn parse_examples(path: &str, text: &str) -> Result<Vec<Example>, ScanError>
         let spans = yaml_item_spans(text, items.len()).unwrap_or_else(|| spans_by_id(text, &items));
         items.into_iter().zip(spans).collect()
     };
-    Ok(items
-        .into_iter()
-        .enumerate()
-        .map(|(i, (item, span))| build_example(text, i, &item, span))
-        .collect())
+    Ok(items.into_iter().enumerate().map(|(i, (item, span))| build_example(text, i, &item, span)).collect())
 }
 
 fn parse_jsonl(path: &str, text: &str) -> Result<Vec<(Json, Range<usize>)>, ScanError> {
@@ -98,12 +94,10 @@ fn json_error(path: &str, e: &serde_json::Error) -> ScanError {
 fn item_list(path: &str, value: Json) -> Result<Vec<Json>, ScanError> {
     match value {
         Json::Array(items) => Ok(items),
-        Json::Object(mut map) if map.get("examples").is_some_and(Json::is_array) => {
-            match map.remove("examples") {
-                Some(Json::Array(items)) => Ok(items),
-                _ => unreachable!("checked above"),
-            }
-        }
+        Json::Object(mut map) if map.get("examples").is_some_and(Json::is_array) => match map.remove("examples") {
+            Some(Json::Array(items)) => Ok(items),
+            _ => unreachable!("checked above"),
+        },
         Json::Null => Ok(Vec::new()),
         _ => Err(ScanError::Examples {
             path: path.to_string(),
@@ -141,18 +135,13 @@ fn spans_by_id(text: &str, items: &[Json]) -> Vec<Range<usize>> {
     let mut starts = Vec::with_capacity(items.len());
     let mut from = 0;
     for item in items {
-        let start = item_id(item)
-            .and_then(|id| text[from..].find(&id).map(|p| from + p))
-            .map_or(from, |p| line_start(text, p));
+        let start =
+            item_id(item).and_then(|id| text[from..].find(&id).map(|p| from + p)).map_or(from, |p| line_start(text, p));
         starts.push(start);
         from = start.max(from);
     }
     let ends: Vec<usize> = starts.iter().skip(1).copied().chain([text.len()]).collect();
-    starts
-        .into_iter()
-        .zip(ends)
-        .map(|(s, e)| s..e.max(s))
-        .collect()
+    starts.into_iter().zip(ends).map(|(s, e)| s..e.max(s)).collect()
 }
 
 fn line_start(text: &str, p: usize) -> usize {
@@ -177,20 +166,11 @@ fn build_example(text: &str, index: usize, item: &Json, span: Range<usize>) -> E
         .map(|(name, value)| {
             let offset = locate_value(text, &span, cursor, &name, &value);
             cursor = offset.max(cursor);
-            ExampleField {
-                name,
-                text: value,
-                offset,
-            }
+            ExampleField { name, text: value, offset }
         })
         .collect();
     let id = item_id(item);
-    Example {
-        has_id: id.is_some(),
-        id: id.unwrap_or_else(|| format!("#{}", index + 1)),
-        span,
-        fields,
-    }
+    Example { has_id: id.is_some(), id: id.unwrap_or_else(|| format!("#{}", index + 1)), span, fields }
 }
 
 fn collect_strings(value: &Json, name: String, out: &mut Vec<(String, String)>) {
@@ -203,11 +183,7 @@ fn collect_strings(value: &Json, name: String, out: &mut Vec<(String, String)>) 
         }
         Json::Object(map) => {
             for (k, v) in map {
-                let child = if name.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{name}.{k}")
-                };
+                let child = if name.is_empty() { k.clone() } else { format!("{name}.{k}") };
                 collect_strings(v, child, out);
             }
         }
@@ -220,14 +196,7 @@ fn collect_strings(value: &Json, name: String, out: &mut Vec<(String, String)>) 
 fn locate_value(text: &str, span: &Range<usize>, cursor: usize, name: &str, value: &str) -> usize {
     let item = &text[span.clone()];
     let from = cursor.clamp(span.start, span.end) - span.start;
-    let first_line: String = value
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim()
-        .chars()
-        .take(40)
-        .collect();
+    let first_line: String = value.lines().next().unwrap_or("").trim().chars().take(40).collect();
     let escaped = serde_json::to_string(value).unwrap_or_default();
     let escaped = escaped.trim_matches('"');
     let escaped_head: String = escaped.chars().take(40).collect();
@@ -242,11 +211,7 @@ fn locate_value(text: &str, span: &Range<usize>, cursor: usize, name: &str, valu
 }
 
 fn find_after(haystack: &str, from: usize, needle: &str) -> Option<usize> {
-    haystack
-        .get(from..)
-        .and_then(|h| h.find(needle))
-        .map(|p| p + from)
-        .or_else(|| haystack.find(needle))
+    haystack.get(from..).and_then(|h| h.find(needle)).map(|p| p + from).or_else(|| haystack.find(needle))
 }
 
 #[cfg(test)]
@@ -261,17 +226,9 @@ mod tests {
         assert_eq!(examples.len(), 2);
         assert_eq!(examples[0].id, "ex-01");
         let idx = LineIndex::new(text);
-        let input = &examples[0]
-            .fields
-            .iter()
-            .find(|f| f.name == "input")
-            .unwrap();
+        let input = &examples[0].fields.iter().find(|f| f.name == "input").unwrap();
         assert_eq!(idx.position(text, input.offset), (3, 11));
-        let input2 = &examples[1]
-            .fields
-            .iter()
-            .find(|f| f.name == "input")
-            .unwrap();
+        let input2 = &examples[1].fields.iter().find(|f| f.name == "input").unwrap();
         assert_eq!(input2.text, "Two lines\nhere\n");
         assert_eq!(idx.position(text, input2.offset), (8, 5));
         assert_eq!(idx.position(text, examples[1].span.start), (5, 1));
@@ -279,8 +236,7 @@ mod tests {
 
     #[test]
     fn jsonl_examples_map_escaped_values() {
-        let text =
-            "{\"id\":\"a\",\"input\":\"say \\\"hi\\\" now\"}\n\n{\"id\":\"b\",\"input\":\"x\"}\n";
+        let text = "{\"id\":\"a\",\"input\":\"say \\\"hi\\\" now\"}\n\n{\"id\":\"b\",\"input\":\"x\"}\n";
         let examples = parse_examples("s.examples.jsonl", text).unwrap();
         assert_eq!(examples.len(), 2);
         assert_eq!(examples[0].fields[0].text, "say \"hi\" now");
@@ -292,9 +248,6 @@ mod tests {
     #[test]
     fn yaml_errors_are_positioned() {
         let err = parse_examples("e.yaml", "- id: a\n  input: [unclosed\n").unwrap_err();
-        assert!(
-            matches!(err, ScanError::Examples { line: Some(_), .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ScanError::Examples { line: Some(_), .. }), "{err}");
     }
 }

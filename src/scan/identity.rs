@@ -51,17 +51,10 @@ pub fn preview(value: &str, redaction: Redaction) -> String {
         Redaction::Email => email_preview(value),
         Redaction::Phone => format!("phone …{}", last_digits(value, 2)),
         Redaction::Card => format!("card …{}", last_digits(value, 4)),
-        Redaction::Iban => format!(
-            "{}…{}",
-            value.get(..2).unwrap_or("??"),
-            last_chars(&value.replace(' ', ""), 4)
-        ),
+        Redaction::Iban => format!("{}…{}", value.get(..2).unwrap_or("??"), last_chars(&value.replace(' ', ""), 4)),
         Redaction::Ssn => "***-**-****".to_string(),
         Redaction::Ip => format!("{}.x.x.x", value.split('.').next().unwrap_or("?")),
-        Redaction::Digits => value
-            .chars()
-            .map(|c| if c.is_ascii_digit() { '#' } else { c })
-            .collect(),
+        Redaction::Digits => value.chars().map(|c| if c.is_ascii_digit() { '#' } else { c }).collect(),
     }
 }
 
@@ -116,18 +109,9 @@ mod tests {
         let key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123c3f9";
         let p = preview(key, Redaction::Secret { prefix: 8 });
         assert_eq!(p, "sk-proj-…c3f9");
-        assert_eq!(
-            preview("jane.doe@acme.io", Redaction::Email),
-            "j***@acme.io"
-        );
-        assert_eq!(
-            preview("4000 0012 3456 7899", Redaction::Card),
-            "card …7899"
-        );
-        assert_eq!(
-            preview("DE44 5001 0517 5407 3249 31", Redaction::Iban),
-            "DE…4931"
-        );
+        assert_eq!(preview("jane.doe@acme.io", Redaction::Email), "j***@acme.io");
+        assert_eq!(preview("4000 0012 3456 7899", Redaction::Card), "card …7899");
+        assert_eq!(preview("DE44 5001 0517 5407 3249 31", Redaction::Iban), "DE…4931");
         assert_eq!(preview("ORD-558812", Redaction::Digits), "ORD-######");
         assert_eq!(preview("short", Redaction::Secret { prefix: 3 }), "s…");
     }

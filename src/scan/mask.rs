@@ -20,16 +20,11 @@ pub fn mask_template(text: &str) -> String {
 }
 
 fn find_open(bytes: &[u8], from: usize) -> Option<usize> {
-    (from..bytes.len().saturating_sub(1))
-        .find(|&i| bytes[i] == b'{' && matches!(bytes[i + 1], b'{' | b'%' | b'#'))
+    (from..bytes.len().saturating_sub(1)).find(|&i| bytes[i] == b'{' && matches!(bytes[i + 1], b'{' | b'%' | b'#'))
 }
 
 fn find_from(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    bytes
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    bytes.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
 }
 
 fn blank(bytes: &mut [u8]) {

@@ -63,8 +63,7 @@ use jiff::Timestamp;
 pub use error::ScanError;
 pub use identity::value_hmac;
 pub use model::{
-    BadLine, Finding, FindingKind, MAX_BAD_LINES, SCHEMA, ScanReport, Severity, Summary,
-    SuppressedFinding, TenantHit,
+    BadLine, Finding, FindingKind, MAX_BAD_LINES, SCHEMA, ScanReport, Severity, Summary, SuppressedFinding, TenantHit,
 };
 pub use sarif::FINGERPRINT_KEY;
 pub use suppress::{Suppression, SuppressionOutcome, baseline_ids, glob_match};
@@ -160,9 +159,7 @@ pub struct Scanner {
 impl Scanner {
     /// Parses the prompt side (examples, manifests, rules) and builds the shared indexes.
     pub fn new(inputs: ScanInputs) -> Result<Scanner, ScanError> {
-        Ok(Scanner {
-            side: PromptSide::build(inputs)?,
-        })
+        Ok(Scanner { side: PromptSide::build(inputs)? })
     }
 
     /// An empty tally to stream trace sources into.
@@ -172,21 +169,12 @@ impl Scanner {
 
     /// Streams a promptctl JSONL trace source; `path` names it in bad-line reports. Only I/O errors
     /// fail; bad lines are counted and scanning goes on.
-    pub fn scan_reader<R: Read>(
-        &self,
-        path: &str,
-        reader: R,
-        tally: &mut TraceTally,
-    ) -> Result<(), ScanError> {
+    pub fn scan_reader<R: Read>(&self, path: &str, reader: R, tally: &mut TraceTally) -> Result<(), ScanError> {
         tracescan::scan_reader(&self.side, path, reader, tally)
     }
 
     /// Streams records the caller already has (e.g. rows of the store).
-    pub fn scan_records<I: IntoIterator<Item = TraceRecord>>(
-        &self,
-        records: I,
-        tally: &mut TraceTally,
-    ) {
+    pub fn scan_records<I: IntoIterator<Item = TraceRecord>>(&self, records: I, tally: &mut TraceTally) {
         tracescan::scan_records(&self.side, records, tally);
     }
 
@@ -196,11 +184,7 @@ impl Scanner {
         let mut drafts = self.side.drafts.clone();
         drafts.extend(attribution::overlap_drafts(&self.side, &tally));
         let mut report = ScanReport::new(draft::identify(drafts, key));
-        let known_tenants = tally
-            .tenants
-            .keys()
-            .filter(|t| *t != UNKNOWN_TENANT)
-            .count();
+        let known_tenants = tally.tenants.keys().filter(|t| *t != UNKNOWN_TENANT).count();
         report.summary.files = self.side.files;
         report.summary.trace_records = tally.records;
         report.summary.bad_lines = tally.bad_lines;
@@ -231,16 +215,9 @@ impl Scanner {
 }
 
 /// The SARIF log of a report read back from JSON (rule descriptions of the built-in rules).
-pub fn report_to_sarif(
-    report: &ScanReport,
-    tool_version: &str,
-) -> Result<serde_sarif::sarif::Sarif, ScanError> {
+pub fn report_to_sarif(report: &ScanReport, tool_version: &str) -> Result<serde_sarif::sarif::Sarif, ScanError> {
     let rules = secrets::SecretRules::builtin()?;
-    Ok(sarif::to_sarif(
-        report,
-        &sarif::rule_descriptions(&rules),
-        tool_version,
-    ))
+    Ok(sarif::to_sarif(report, &sarif::rule_descriptions(&rules), tool_version))
 }
 
 /// The `examples:` value of a `.prompt` file's frontmatter, resolved against the prompt's directory.
@@ -251,21 +228,11 @@ pub fn examples_path_of(prompt_path: &str, prompt_text: &str) -> Option<String> 
     if lines.next()?.trim_end() != "---" {
         return None;
     }
-    let value = lines
-        .take_while(|l| l.trim_end() != "---")
-        .find_map(|l| l.strip_prefix("examples:"))?;
-    let value = value
-        .split(" #")
-        .next()?
-        .trim()
-        .trim_matches(|c| c == '"' || c == '\'');
+    let value = lines.take_while(|l| l.trim_end() != "---").find_map(|l| l.strip_prefix("examples:"))?;
+    let value = value.split(" #").next()?.trim().trim_matches(|c| c == '"' || c == '\'');
     if value.is_empty() {
         return None;
     }
     let dir = provenance::parent_dir(prompt_path);
-    Some(if dir.is_empty() {
-        value.to_string()
-    } else {
-        format!("{dir}/{value}")
-    })
+    Some(if dir.is_empty() { value.to_string() } else { format!("{dir}/{value}") })
 }

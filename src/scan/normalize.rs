@@ -114,10 +114,7 @@ fn is_combining_mark(c: char) -> bool {
 /// The end of the word that continues at `from` (a non-ASCII byte): letters, digits and combining
 /// marks of any script; `from` itself when the character there is a separator.
 fn word_end(text: &str, from: usize) -> usize {
-    text[from..]
-        .char_indices()
-        .find(|&(_, c)| !is_word_char(c))
-        .map_or(text.len(), |(p, _)| from + p)
+    text[from..].char_indices().find(|&(_, c)| !is_word_char(c)).map_or(text.len(), |(p, _)| from + p)
 }
 
 /// ASCII letters and digits lower-cased; 0 for every other byte (separators and non-ASCII).
@@ -192,11 +189,7 @@ mod tests {
         let text = "  Größe: 42!";
         let mut w = Words::default();
         w.fill(text);
-        let words: Vec<&str> = w
-            .spans
-            .iter()
-            .map(|&(s, e)| &text[s as usize..e as usize])
-            .collect();
+        let words: Vec<&str> = w.spans.iter().map(|&(s, e)| &text[s as usize..e as usize]).collect();
         assert_eq!(words, vec!["Größe", "42"]);
         assert_eq!(w.lens, vec![5, 2]);
         assert_eq!(w.normalized_chars(0..2), 8);

@@ -105,14 +105,7 @@ impl ShingleIndex {
             let bit = filter_bit(group[0].0);
             filter[bit >> 6] |= 1 << (bit & 63);
         }
-        ShingleIndex {
-            k,
-            pow,
-            texts,
-            table,
-            postings,
-            filter,
-        }
+        ShingleIndex { k, pow, texts, table, postings, filter }
     }
 
     pub fn texts(&self) -> &[IndexedText] {
@@ -125,13 +118,7 @@ impl ShingleIndex {
     }
 
     /// Appends to `out` every maximal run shared by `words` and an example that meets `thresholds`.
-    pub fn find_runs(
-        &self,
-        words: &Words,
-        thresholds: RunThresholds,
-        scratch: &mut RunScratch,
-        out: &mut Vec<RunHit>,
-    ) {
+    pub fn find_runs(&self, words: &Words, thresholds: RunThresholds, scratch: &mut RunScratch, out: &mut Vec<RunHit>) {
         scratch.active.clear();
         let hashes = &words.hashes;
         if hashes.len() < self.k || self.table.is_empty() {
@@ -163,10 +150,7 @@ impl ShingleIndex {
         out: &mut Vec<RunHit>,
     ) {
         let diagonal = i as i64 - pos as i64;
-        let covered = scratch
-            .active
-            .iter()
-            .any(|&(t, d, end)| t == text && d == diagonal && i < end);
+        let covered = scratch.active.iter().any(|&(t, d, end)| t == text && d == diagonal && i < end);
         if covered {
             return;
         }
@@ -187,14 +171,9 @@ impl ShingleIndex {
             ee += 1;
         }
         scratch.active.push((text, diagonal, te));
-        let long_enough = te - ts >= thresholds.min_words
-            || words.normalized_chars(ts..te) >= thresholds.min_chars;
+        let long_enough = te - ts >= thresholds.min_words || words.normalized_chars(ts..te) >= thresholds.min_chars;
         if long_enough {
-            out.push(RunHit {
-                text,
-                trace_words: ts..te,
-                example_words: es..ee,
-            });
+            out.push(RunHit { text, trace_words: ts..te, example_words: es..ee });
         }
     }
 }
@@ -210,15 +189,10 @@ fn for_each_shingle(hashes: &[u64], k: usize, pow: u64, mut f: impl FnMut(usize,
     if hashes.len() < k {
         return;
     }
-    let mut h = hashes[..k]
-        .iter()
-        .fold(0u64, |acc, &w| acc.wrapping_mul(BASE).wrapping_add(w));
+    let mut h = hashes[..k].iter().fold(0u64, |acc, &w| acc.wrapping_mul(BASE).wrapping_add(w));
     f(0, h);
     for i in 1..=hashes.len() - k {
-        h = h
-            .wrapping_sub(hashes[i - 1].wrapping_mul(pow))
-            .wrapping_mul(BASE)
-            .wrapping_add(hashes[i + k - 1]);
+        h = h.wrapping_sub(hashes[i - 1].wrapping_mul(pow)).wrapping_mul(BASE).wrapping_add(hashes[i + k - 1]);
         f(i, h);
     }
 }
@@ -234,21 +208,12 @@ mod tests {
     }
 
     fn index(examples: &[&str]) -> ShingleIndex {
-        let texts = examples
-            .iter()
-            .enumerate()
-            .map(|(i, t)| IndexedText {
-                example: i as u32,
-                words: words(t),
-            })
-            .collect();
+        let texts =
+            examples.iter().enumerate().map(|(i, t)| IndexedText { example: i as u32, words: words(t) }).collect();
         ShingleIndex::build(texts, 6, 64)
     }
 
-    const T: RunThresholds = RunThresholds {
-        min_words: 13,
-        min_chars: 50,
-    };
+    const T: RunThresholds = RunThresholds { min_words: 13, min_chars: 50 };
 
     #[test]
     fn finds_the_maximal_run_through_formatting_changes() {
@@ -277,12 +242,8 @@ mod tests {
 
     #[test]
     fn long_words_pass_the_character_threshold() {
-        let idx = index(&[
-            "reimbursement authorization documentation requested immediately internationally somewhere",
-        ]);
-        let trace = words(
-            "x reimbursement authorization documentation requested immediately internationally y",
-        );
+        let idx = index(&["reimbursement authorization documentation requested immediately internationally somewhere"]);
+        let trace = words("x reimbursement authorization documentation requested immediately internationally y");
         let mut out = Vec::new();
         idx.find_runs(&trace, T, &mut RunScratch::default(), &mut out);
         assert_eq!(out.len(), 1);

@@ -39,9 +39,7 @@ impl PiiKind {
             PiiKind::Card => "Payment card number (Luhn-valid, well-known test numbers excluded)",
             PiiKind::Iban => "IBAN (mod-97 valid, documentation IBANs excluded)",
             PiiKind::Ssn => "US Social Security number (valid ranges only)",
-            PiiKind::Ip => {
-                "Public IP address (private, loopback and documentation ranges excluded)"
-            }
+            PiiKind::Ip => "Public IP address (private, loopback and documentation ranges excluded)",
         }
     }
 
@@ -65,14 +63,8 @@ impl PiiKind {
         }
     }
 
-    pub const ALL: [PiiKind; 6] = [
-        PiiKind::Email,
-        PiiKind::Phone,
-        PiiKind::Card,
-        PiiKind::Iban,
-        PiiKind::Ssn,
-        PiiKind::Ip,
-    ];
+    pub const ALL: [PiiKind; 6] =
+        [PiiKind::Email, PiiKind::Phone, PiiKind::Card, PiiKind::Iban, PiiKind::Ssn, PiiKind::Ip];
 }
 
 /// One PII value found in a text.
@@ -84,37 +76,27 @@ pub struct PiiMatch {
 }
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b").unwrap()
+    Regex::new(
+        r"\b[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b",
+    )
+    .unwrap()
 });
 /// NANP with separators, `(415) 555-2671`, or international with `+`.
 static PHONE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)[ .-]?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b|\+\d{1,3}(?:[ .-]?\d){7,13}\b").unwrap()
+    Regex::new(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)[ .-]?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b|\+\d{1,3}(?:[ .-]?\d){7,13}\b")
+        .unwrap()
 });
 /// Ten bare digits: a phone number only when a context word says so.
 static BARE_PHONE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d{10}\b").unwrap());
 static CARD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d(?:[ -]?\d){12,18}\b").unwrap());
-static IBAN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b").unwrap());
-static SSN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(\d{3})[- ](\d{2})[- ](\d{4})\b").unwrap());
-static BARE_SSN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(\d{3})(\d{2})(\d{4})\b").unwrap());
-static IPV4: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b").unwrap());
+static IBAN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b").unwrap());
+static SSN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d{3})[- ](\d{2})[- ](\d{4})\b").unwrap());
+static BARE_SSN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d{3})(\d{2})(\d{4})\b").unwrap());
+static IPV4: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b").unwrap());
 
-const PHONE_CONTEXT: &[&str] = &[
-    "phone", "call", "tel", "mobile", "cell", "whatsapp", "sms", "text me", "reach me",
-];
+const PHONE_CONTEXT: &[&str] = &["phone", "call", "tel", "mobile", "cell", "whatsapp", "sms", "text me", "reach me"];
 const SSN_CONTEXT: &[&str] = &["ssn", "social security", "social sec", "taxpayer"];
-const IP_CONTEXT: &[&str] = &[
-    "ip",
-    "address",
-    "logged in from",
-    "client",
-    "host",
-    "server",
-    "login from",
-];
+const IP_CONTEXT: &[&str] = &["ip", "address", "logged in from", "client", "host", "server", "login from"];
 
 /// Bytes before a match searched for context words.
 const CONTEXT_WINDOW: usize = 48;
@@ -184,23 +166,14 @@ pub fn find_pii(text: &str) -> Vec<PiiMatch> {
 }
 
 fn push(out: &mut Vec<PiiMatch>, kind: PiiKind, span: Range<usize>, severity: Severity) {
-    out.push(PiiMatch {
-        kind,
-        span,
-        severity,
-    });
+    out.push(PiiMatch { kind, span, severity });
 }
 
 fn find_emails(text: &str, out: &mut Vec<PiiMatch>) {
     for m in EMAIL.find_iter(text) {
         let domain = m.as_str().rsplit('@').next().unwrap_or("");
         if !is_reserved_domain(domain) {
-            push(
-                out,
-                PiiKind::Email,
-                m.range(),
-                PiiKind::Email.base_severity(),
-            );
+            push(out, PiiKind::Email, m.range(), PiiKind::Email.base_severity());
         }
     }
 }
@@ -210,9 +183,7 @@ pub fn is_reserved_domain(domain: &str) -> bool {
     let d = domain.to_ascii_lowercase();
     let reserved_names = ["example.com", "example.org", "example.net", "localhost"];
     let reserved_tlds = [".test", ".invalid", ".example", ".localhost", ".local"];
-    reserved_names
-        .iter()
-        .any(|r| d == *r || d.ends_with(&format!(".{r}")))
+    reserved_names.iter().any(|r| d == *r || d.ends_with(&format!(".{r}")))
         || reserved_tlds.iter().any(|t| d.ends_with(t))
 }
 
@@ -316,11 +287,7 @@ fn iban_mod97(compact: &str) -> u32 {
             b'A'..=b'Z' => u32::from(b - b'A') + 10,
             _ => return 0,
         };
-        rem = if value >= 10 {
-            (rem * 100 + value) % 97
-        } else {
-            (rem * 10 + value) % 97
-        };
+        rem = if value >= 10 { (rem * 100 + value) % 97 } else { (rem * 10 + value) % 97 };
     }
     rem
 }
@@ -423,10 +390,7 @@ pub fn is_ssn(area: &str, group: &str, serial: &str) -> bool {
         && !area.starts_with('9')
         && group != "00"
         && serial != "0000"
-        && !matches!(
-            (area, group, serial),
-            ("078", "05", "1120") | ("219", "09", "9999")
-        )
+        && !matches!((area, group, serial), ("078", "05", "1120") | ("219", "09", "9999"))
 }
 
 fn find_phones(text: &str, out: &mut Vec<PiiMatch>) {
@@ -438,12 +402,7 @@ fn find_phones(text: &str, out: &mut Vec<PiiMatch>) {
     }
     for m in BARE_PHONE.find_iter(text) {
         if is_real_phone(m.as_str()) && has_context(text, m.start(), PHONE_CONTEXT) {
-            push(
-                out,
-                PiiKind::Phone,
-                m.range(),
-                PiiKind::Phone.base_severity(),
-            );
+            push(out, PiiKind::Phone, m.range(), PiiKind::Phone.base_severity());
         }
     }
 }
@@ -454,9 +413,7 @@ fn is_real_phone(candidate: &str) -> bool {
     if !(10..=15).contains(&digits.len()) {
         return false;
     }
-    let national = if candidate.trim_start().starts_with("+1")
-        || (digits.len() == 11 && digits.starts_with('1'))
-    {
+    let national = if candidate.trim_start().starts_with("+1") || (digits.len() == 11 && digits.starts_with('1')) {
         &digits[1..]
     } else if candidate.trim_start().starts_with('+') {
         return !is_one_digit_repeated(&digits);
@@ -480,11 +437,7 @@ fn find_ips(text: &str, out: &mut Vec<PiiMatch>) {
         if !is_public_ip([o[0], o[1], o[2], o[3]]) || looks_like_version(text, span.start) {
             continue;
         }
-        let severity = if has_context(text, span.start, IP_CONTEXT) {
-            Severity::Low.raised()
-        } else {
-            Severity::Low
-        };
+        let severity = if has_context(text, span.start, IP_CONTEXT) { Severity::Low.raised() } else { Severity::Low };
         push(out, PiiKind::Ip, span, severity);
     }
 }
@@ -545,10 +498,7 @@ fn drop_overlapping(out: &mut Vec<PiiMatch>) {
     out.sort_by_key(|m| (priority(m.kind), m.span.start));
     let mut kept: Vec<PiiMatch> = Vec::with_capacity(out.len());
     for m in out.drain(..) {
-        if !kept
-            .iter()
-            .any(|k| k.span.start < m.span.end && m.span.start < k.span.end)
-        {
+        if !kept.iter().any(|k| k.span.start < m.span.end && m.span.start < k.span.end) {
             kept.push(m);
         }
     }
@@ -597,10 +547,7 @@ mod tests {
 
     #[test]
     fn ibans_need_mod97_and_skip_documentation_examples() {
-        assert_eq!(
-            kinds("IBAN DE44 5001 0517 5407 3249 31"),
-            vec![PiiKind::Iban]
-        );
+        assert_eq!(kinds("IBAN DE44 5001 0517 5407 3249 31"), vec![PiiKind::Iban]);
         assert!(kinds("IBAN DE44 5001 0517 5407 3249 32").is_empty());
         assert!(kinds("IBAN GB82 WEST 1234 5698 7654 32").is_empty());
     }
@@ -608,14 +555,7 @@ mod tests {
     #[test]
     fn ssns_respect_invalid_ranges() {
         assert_eq!(kinds("SSN 123-45-6789"), vec![PiiKind::Ssn]);
-        for bad in [
-            "000-12-3456",
-            "666-12-3456",
-            "912-12-3456",
-            "123-00-4567",
-            "123-45-0000",
-            "078-05-1120",
-        ] {
+        for bad in ["000-12-3456", "666-12-3456", "912-12-3456", "123-00-4567", "123-45-0000", "078-05-1120"] {
             assert!(kinds(bad).is_empty(), "{bad}");
         }
         assert!(kinds("id 123456789").is_empty());
@@ -624,25 +564,11 @@ mod tests {
 
     #[test]
     fn ips_skip_private_and_documentation_ranges() {
-        assert_eq!(
-            find_pii("from 81.2.69.160").first().map(|m| m.severity),
-            Some(Severity::Low)
-        );
-        assert_eq!(
-            find_pii("client ip 81.2.69.160")
-                .first()
-                .map(|m| m.severity),
-            Some(Severity::Medium)
-        );
-        for private in [
-            "10.1.2.3",
-            "192.168.0.1",
-            "172.20.1.1",
-            "127.0.0.1",
-            "192.0.2.7",
-            "203.0.113.9",
-            "198.51.100.2",
-        ] {
+        assert_eq!(find_pii("from 81.2.69.160").first().map(|m| m.severity), Some(Severity::Low));
+        assert_eq!(find_pii("client ip 81.2.69.160").first().map(|m| m.severity), Some(Severity::Medium));
+        for private in
+            ["10.1.2.3", "192.168.0.1", "172.20.1.1", "127.0.0.1", "192.0.2.7", "203.0.113.9", "198.51.100.2"]
+        {
             assert!(kinds(private).is_empty(), "{private}");
         }
         assert!(kinds("version 1.2.3.4").is_empty());

@@ -26,8 +26,8 @@ const PLACEHOLDER_MARKERS: &[&str] = &[
 
 /// Whole values that are names of secrets, not secrets (`password: password`).
 const PLACEHOLDER_WORDS: &[&str] = &[
-    "password", "passwd", "pass", "pwd", "secret", "admin", "root", "user", "test", "token",
-    "apikey", "api_key", "none", "null", "empty", "default",
+    "password", "passwd", "pass", "pwd", "secret", "admin", "root", "user", "test", "token", "apikey", "api_key",
+    "none", "null", "empty", "default",
 ];
 
 /// Whether `value` is a stand-in rather than a real credential.

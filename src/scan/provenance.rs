@@ -76,13 +76,9 @@ pub fn parse_manifest(path: &str, text: &str) -> Result<Manifest, ScanError> {
         .is_some_and(|l| l.starts_with('-'));
     // Parse with the concrete shape so that an unknown key is reported at its position.
     let entries = if looks_like_list || text.trim().is_empty() {
-        yaml::from_str::<Option<Vec<ProvenanceEntry>>>(text)
-            .map_err(to_error)?
-            .unwrap_or_default()
+        yaml::from_str::<Option<Vec<ProvenanceEntry>>>(text).map_err(to_error)?.unwrap_or_default()
     } else {
-        yaml::from_str::<KeyedManifest>(text)
-            .map_err(to_error)?
-            .examples
+        yaml::from_str::<KeyedManifest>(text).map_err(to_error)?.examples
     };
     let mut from = 0;
     let entries = entries
@@ -93,29 +89,19 @@ pub fn parse_manifest(path: &str, text: &str) -> Result<Manifest, ScanError> {
             (entry, offset)
         })
         .collect();
-    Ok(Manifest {
-        path: path.to_string(),
-        dir: parent_dir(path).to_string(),
-        entries,
-        text: text.to_string(),
-    })
+    Ok(Manifest { path: path.to_string(), dir: parent_dir(path).to_string(), entries, text: text.to_string() })
 }
 
 fn locate_entry(text: &str, id: &str, from: usize) -> usize {
     let found = |from: usize| {
-        text[from..]
-            .match_indices(id)
-            .map(|(p, _)| p + from)
-            .find(|&p| {
-                let line_start = text[..p].rfind('\n').map_or(0, |i| i + 1);
-                text[line_start..p].contains("id")
-            })
+        text[from..].match_indices(id).map(|(p, _)| p + from).find(|&p| {
+            let line_start = text[..p].rfind('\n').map_or(0, |i| i + 1);
+            text[line_start..p].contains("id")
+        })
     };
     found(from).or_else(|| found(0)).map_or(0, |p| {
         let line_start = text[..p].rfind('\n').map_or(0, |i| i + 1);
-        text[line_start..p]
-            .rfind("id")
-            .map_or(line_start, |k| line_start + k)
+        text[line_start..p].rfind("id").map_or(line_start, |k| line_start + k)
     })
 }
 
@@ -136,25 +122,15 @@ mod tests {
         assert_eq!(m.entries.len(), 2);
         assert_eq!(m.entries[1].0.source, Source::MinedTrace);
         assert_eq!(m.entries[1].1, text.find("id: ex-02").unwrap());
-        let keyed = parse_manifest(
-            "provenance.yaml",
-            "examples:\n  - id: a\n    source: public\n",
-        )
-        .unwrap();
+        let keyed = parse_manifest("provenance.yaml", "examples:\n  - id: a\n    source: public\n").unwrap();
         assert_eq!(keyed.dir, "");
         assert_eq!(keyed.entries.len(), 1);
     }
 
     #[test]
     fn unknown_keys_are_positioned() {
-        let err = parse_manifest(
-            "p/provenance.yaml",
-            "- id: a\n  source: public\n  aproved_by: x\n",
-        )
-        .unwrap_err();
-        let ScanError::Provenance { line, message, .. } = err else {
-            panic!()
-        };
+        let err = parse_manifest("p/provenance.yaml", "- id: a\n  source: public\n  aproved_by: x\n").unwrap_err();
+        let ScanError::Provenance { line, message, .. } = err else { panic!() };
         assert_eq!(line, Some(3));
         assert!(message.contains("approved_by"), "{message}");
         let err = parse_manifest("p/provenance.yaml", "- id: a\n  source: scraped\n").unwrap_err();

@@ -19,10 +19,7 @@ pub struct Content<'a> {
 
 impl<'a> Content<'a> {
     fn one(part: Cow<'a, str>) -> Content<'a> {
-        Content {
-            first: Some(part),
-            more: Vec::new(),
-        }
+        Content { first: Some(part), more: Vec::new() }
     }
 
     fn push(&mut self, part: Cow<'a, str>) {
@@ -43,10 +40,7 @@ impl<'a> Content<'a> {
 
     /// The text parts, in order.
     pub fn parts(&self) -> impl Iterator<Item = &str> {
-        self.first
-            .iter()
-            .chain(self.more.iter())
-            .map(|p| p.as_ref())
+        self.first.iter().chain(self.more.iter()).map(|p| p.as_ref())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -90,10 +84,7 @@ pub fn describe_json_error(e: &serde_json::Error) -> String {
     format!("{what} at column {}", e.column())
 }
 
-pub fn parse_record<'a>(
-    line: &'a str,
-    tenant_field: &str,
-) -> Result<RecordView<'a>, serde_json::Error> {
+pub fn parse_record<'a>(line: &'a str, tenant_field: &str) -> Result<RecordView<'a>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(line);
     let record = RecordSeed { tenant_field }.deserialize(&mut de)?;
     de.end()?;
@@ -104,9 +95,7 @@ impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
     type Value = RecordView<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(RecordVisitor {
-            tenant_field: self.tenant_field,
-        })
+        deserializer.deserialize_map(RecordVisitor { tenant_field: self.tenant_field })
     }
 }
 
@@ -138,9 +127,7 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
                 }
                 "prompt_name" => record.prompt_name = map.next_value::<Scalar<'de>>()?.0,
                 "messages" => {
-                    record.messages = map
-                        .next_value::<Option<Vec<MessageView<'de>>>>()?
-                        .unwrap_or_default();
+                    record.messages = map.next_value::<Option<Vec<MessageView<'de>>>>()?.unwrap_or_default();
                 }
                 "output" => record.output = map.next_value()?,
                 _ => {
@@ -294,10 +281,7 @@ mod tests {
         assert_eq!(r.tenant.as_deref(), Some("acme"));
         assert_eq!(r.prompt_name.as_deref(), Some("support-reply"));
         assert_eq!(r.messages.len(), 3);
-        assert_eq!(
-            r.messages[1].content.parts().collect::<Vec<_>>(),
-            vec!["hi \"there\""]
-        );
+        assert_eq!(r.messages[1].content.parts().collect::<Vec<_>>(), vec!["hi \"there\""]);
         assert!(r.messages[2].content.is_empty());
         assert_eq!(r.output.parts().collect::<Vec<_>>(), vec!["ok"]);
     }
@@ -313,11 +297,7 @@ mod tests {
 
     #[test]
     fn errors_do_not_quote_the_line() {
-        let e = parse_record(
-            r#"{"tenant_id": "acme", "messages": "sk-secret"}"#,
-            "tenant_id",
-        )
-        .unwrap_err();
+        let e = parse_record(r#"{"tenant_id": "acme", "messages": "sk-secret"}"#, "tenant_id").unwrap_err();
         let msg = describe_json_error(&e);
         assert!(!msg.contains("sk-secret"), "{msg}");
         let e = parse_record("not json", "tenant_id").unwrap_err();

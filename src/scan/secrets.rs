@@ -145,20 +145,12 @@ impl SecretRules {
         let rule = &self.rules[rule];
         match &rule.preview_label {
             Some(label) => label.clone(),
-            None => preview(
-                value,
-                Redaction::Secret {
-                    prefix: rule.preview_prefix,
-                },
-            ),
+            None => preview(value, Redaction::Secret { prefix: rule.preview_prefix }),
         }
     }
 
     fn from_specs(specs: Vec<RuleSpec>, path: &str) -> Result<SecretRules, ScanError> {
-        let rules = specs
-            .into_iter()
-            .map(|spec| compile_rule(spec, path))
-            .collect::<Result<Vec<_>, _>>()?;
+        let rules = specs.into_iter().map(|spec| compile_rule(spec, path)).collect::<Result<Vec<_>, _>>()?;
         let mut keywords: Vec<String> = Vec::new();
         let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
         let mut unconditional = Vec::new();
@@ -176,21 +168,14 @@ impl SecretRules {
                 }
             }
         }
-        let prefilter = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .build(&keywords)
-            .map_err(|e| ScanError::Rules {
+        let prefilter =
+            AhoCorasickBuilder::new().ascii_case_insensitive(true).build(&keywords).map_err(|e| ScanError::Rules {
                 path: path.to_string(),
                 line: None,
                 column: None,
                 message: format!("keyword prefilter: {e}"),
             })?;
-        Ok(SecretRules {
-            rules,
-            prefilter,
-            keyword_rules,
-            unconditional,
-        })
+        Ok(SecretRules { rules, prefilter, keyword_rules, unconditional })
     }
 
     /// Secrets in `text`, in order of position; placeholders and low-entropy values are left out, and a
@@ -231,38 +216,25 @@ impl SecretRules {
             if rule.entropy.is_some_and(|min| shannon_entropy(value) < min) {
                 continue;
             }
-            out.push(SecretMatch {
-                rule: index,
-                span: m.range(),
-                value,
-            });
+            out.push(SecretMatch { rule: index, span: m.range(), value });
         }
     }
 }
 
 fn drop_shadowed_fallbacks(rules: &[SecretRule], matches: &mut Vec<SecretMatch<'_>>) {
-    let specific: Vec<Range<usize>> = matches
-        .iter()
-        .filter(|m| !rules[m.rule].fallback)
-        .map(|m| m.span.clone())
-        .collect();
-    matches.retain(|m| {
-        !rules[m.rule].fallback
-            || !specific
-                .iter()
-                .any(|s| s.start < m.span.end && m.span.start < s.end)
-    });
+    let specific: Vec<Range<usize>> =
+        matches.iter().filter(|m| !rules[m.rule].fallback).map(|m| m.span.clone()).collect();
+    matches
+        .retain(|m| !rules[m.rule].fallback || !specific.iter().any(|s| s.start < m.span.end && m.span.start < s.end));
 }
 
 fn parse_rule_file(text: &str, path: &str) -> Result<Vec<RuleSpec>, ScanError> {
-    crate::yaml::from_str::<RuleFile>(text)
-        .map(|f| f.rules)
-        .map_err(|e| ScanError::Rules {
-            path: path.to_string(),
-            line: e.line,
-            column: e.column,
-            message: e.message,
-        })
+    crate::yaml::from_str::<RuleFile>(text).map(|f| f.rules).map_err(|e| ScanError::Rules {
+        path: path.to_string(),
+        line: e.line,
+        column: e.column,
+        message: e.message,
+    })
 }
 
 fn compile_rule(spec: RuleSpec, path: &str) -> Result<SecretRule, ScanError> {
@@ -295,11 +267,7 @@ mod tests {
     use super::*;
 
     fn rule_ids(rules: &SecretRules, text: &str) -> Vec<String> {
-        rules
-            .find(text)
-            .iter()
-            .map(|m| rules.rules()[m.rule].id.clone())
-            .collect()
+        rules.find(text).iter().map(|m| rules.rules()[m.rule].id.clone()).collect()
     }
 
     #[test]
@@ -307,26 +275,14 @@ mod tests {
         let rules = SecretRules::builtin().unwrap();
         assert!(rules.rules().len() >= 12);
         for rule in rules.rules() {
-            assert!(
-                !rule.examples.positive.is_empty(),
-                "{} has no positive example",
-                rule.id
-            );
+            assert!(!rule.examples.positive.is_empty(), "{} has no positive example", rule.id);
             for text in &rule.examples.positive {
                 let ids = rule_ids(&rules, text);
-                assert!(
-                    ids.contains(&rule.id),
-                    "{} missed a positive example (got {ids:?})",
-                    rule.id
-                );
+                assert!(ids.contains(&rule.id), "{} missed a positive example (got {ids:?})", rule.id);
             }
             for text in &rule.examples.negative {
                 let ids = rule_ids(&rules, text);
-                assert!(
-                    !ids.contains(&rule.id),
-                    "{} matched a negative example",
-                    rule.id
-                );
+                assert!(!ids.contains(&rule.id), "{} matched a negative example", rule.id);
             }
         }
     }
@@ -342,13 +298,7 @@ mod tests {
     fn unknown_rule_fields_are_reported_with_position() {
         let user = "rules:\n  - id: x\n    description: d\n    pattern: 'abc'\n    severty: high\n";
         let err = SecretRules::with_user_file(user, "rules.yaml").unwrap_err();
-        let ScanError::Rules {
-            path,
-            line,
-            column,
-            message,
-        } = err
-        else {
+        let ScanError::Rules { path, line, column, message } = err else {
             panic!("unexpected error");
         };
         assert_eq!(path, "rules.yaml");

@@ -30,10 +30,7 @@ pub struct Suppression {
 impl Suppression {
     /// A suppression needs something to match and a reason and an owner.
     pub fn validate(&self, index: usize) -> Result<(), ScanError> {
-        let error = |message: &str| ScanError::Suppression {
-            index,
-            message: message.to_string(),
-        };
+        let error = |message: &str| ScanError::Suppression { index, message: message.to_string() };
         if self.id.is_none() && self.rule.is_none() && self.path.is_none() {
             return Err(error("needs an `id`, or a `rule` and/or `path` to match"));
         }
@@ -80,15 +77,14 @@ impl ScanReport {
         }
         let mut outcome = SuppressionOutcome {
             used: Vec::new(),
-            expired: (0..suppressions.len())
-                .filter(|&i| suppressions[i].is_expired(today))
-                .collect(),
+            expired: (0..suppressions.len()).filter(|&i| suppressions[i].is_expired(today)).collect(),
         };
         let mut kept = Vec::with_capacity(self.findings.len());
         for finding in std::mem::take(&mut self.findings) {
-            let hit = suppressions.iter().enumerate().find(|(i, s)| {
-                !outcome.expired.contains(i) && s.matches(&finding.id, &finding.rule, &finding.path)
-            });
+            let hit = suppressions
+                .iter()
+                .enumerate()
+                .find(|(i, s)| !outcome.expired.contains(i) && s.matches(&finding.id, &finding.rule, &finding.path));
             match hit {
                 Some((i, s)) => {
                     if !outcome.used.contains(&i) {
@@ -121,9 +117,8 @@ impl ScanReport {
 
 /// The finding ids of a baseline: a `promptctl.scan/v1` JSON report (suppressed findings included).
 pub fn baseline_ids(text: &str) -> Result<HashSet<String>, ScanError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        ScanError::Baseline(format!("not JSON: line {} column {}", e.line(), e.column()))
-    })?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ScanError::Baseline(format!("not JSON: line {} column {}", e.line(), e.column())))?;
     if value.get("schema").and_then(|s| s.as_str()) != Some(super::model::SCHEMA) {
         return Err(ScanError::Baseline(format!(
             "not a `{}` report (run `promptctl scan --format json` to make one)",
@@ -150,16 +145,10 @@ fn glob_from(p: &[char], t: &[char]) -> bool {
     match p.first() {
         None => t.is_empty(),
         Some('*') if p.get(1) == Some(&'*') => {
-            let rest = if p.get(2) == Some(&'/') {
-                &p[3..]
-            } else {
-                &p[2..]
-            };
+            let rest = if p.get(2) == Some(&'/') { &p[3..] } else { &p[2..] };
             (0..=t.len()).any(|i| glob_from(rest, &t[i..]))
         }
-        Some('*') => (0..=t.len())
-            .take_while(|&i| i == 0 || t[i - 1] != '/')
-            .any(|i| glob_from(&p[1..], &t[i..])),
+        Some('*') => (0..=t.len()).take_while(|&i| i == 0 || t[i - 1] != '/').any(|i| glob_from(&p[1..], &t[i..])),
         Some('?') => t.first().is_some_and(|c| *c != '/') && glob_from(&p[1..], &t[1..]),
         Some(c) => t.first() == Some(c) && glob_from(&p[1..], &t[1..]),
     }

@@ -139,10 +139,8 @@ const TENANTS: &[&str] = &[
     "yoyodyne",
 ];
 
-const FIRST: &[&str] = &[
-    "Dana", "Priya", "Marco", "Aiko", "Sven", "Lena", "Omar", "Grace", "Tomás", "Wei", "Nadia",
-    "Jonas",
-];
+const FIRST: &[&str] =
+    &["Dana", "Priya", "Marco", "Aiko", "Sven", "Lena", "Omar", "Grace", "Tomás", "Wei", "Nadia", "Jonas"];
 const LAST: &[&str] = &[
     "Whitfield",
     "Raman",
@@ -169,9 +167,7 @@ const PRODUCTS: &[&str] = &[
     "monitor arm",
     "water filter",
 ];
-const CITIES: &[&str] = &[
-    "Lyon", "Austin", "Leeds", "Osaka", "Porto", "Denver", "Graz", "Tampere", "Cork", "Halifax",
-];
+const CITIES: &[&str] = &["Lyon", "Austin", "Leeds", "Osaka", "Porto", "Denver", "Graz", "Tampere", "Cork", "Halifax"];
 const WEEKDAYS: &[&str] = &["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"];
 
 /// User message templates: every one has a fill, so that two tenants never share long runs by accident.
@@ -203,7 +199,8 @@ const SYSTEM_SUPPORT: &str = "You are Ferris, the support agent for Parcelwise. 
 const SYSTEM_BILLING: &str = "You are the billing assistant for Acme's Parcelwise account. Answer only billing questions and cite invoice numbers.";
 
 /// Stock customer phrasing many tenants write themselves (and one synthetic example repeats).
-const COMMON_PHRASE: &str = "Hi, I was charged twice for my subscription this month and I would like a refund for the duplicate charge please.";
+const COMMON_PHRASE: &str =
+    "Hi, I was charged twice for my subscription this month and I would like a refund for the duplicate charge please.";
 
 struct Fill<'r> {
     rng: &'r mut Rng,
@@ -260,12 +257,7 @@ fn example(
     output: impl Into<String>,
     provenance: serde_json::Value,
 ) -> ExampleSpec {
-    ExampleSpec {
-        id: id.to_string(),
-        input: input.into(),
-        output: output.into(),
-        provenance: Some(provenance),
-    }
+    ExampleSpec { id: id.to_string(), input: input.into(), output: output.into(), provenance: Some(provenance) }
 }
 
 fn synthetic(id: &str) -> serde_json::Value {
@@ -279,11 +271,7 @@ fn mined(id: &str, tenant: &str) -> serde_json::Value {
 
 /// Random values in the shape each secret rule expects, with the rule id.
 fn planted_secrets(rng: &mut Rng) -> Vec<(&'static str, String, String)> {
-    let jwt = format!(
-        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ{}.{}",
-        rng.chars(60, URLSAFE),
-        rng.chars(43, URLSAFE)
-    );
+    let jwt = format!("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ{}.{}", rng.chars(60, URLSAFE), rng.chars(43, URLSAFE));
     let pem_body: Vec<String> = (0..3).map(|_| rng.chars(64, BASE64)).collect();
     vec![
         (
@@ -313,12 +301,7 @@ fn planted_secrets(rng: &mut Rng) -> Vec<(&'static str, String, String)> {
         ),
         (
             "secret.slack_token",
-            format!(
-                "xoxb-{}-{}-{}",
-                rng.digits(12),
-                rng.digits(13),
-                rng.chars(24, ALNUM)
-            ),
+            format!("xoxb-{}-{}-{}", rng.digits(12), rng.digits(13), rng.chars(24, ALNUM)),
             "Notifications go through SLACK_BOT_TOKEN={} now.",
         ),
         (
@@ -341,25 +324,15 @@ fn planted_secrets(rng: &mut Rng) -> Vec<(&'static str, String, String)> {
             format!("AIza{}", rng.chars(35, URLSAFE)),
             "Maps lookups use GOOGLE_API_KEY={} for addresses.",
         ),
-        (
-            "secret.jwt",
-            jwt,
-            "The portal sent Authorization: Bearer {} and got a 401.",
-        ),
+        ("secret.jwt", jwt, "The portal sent Authorization: Bearer {} and got a 401."),
         (
             "secret.private_key",
-            format!(
-                "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----",
-                pem_body.join("\n")
-            ),
+            format!("-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----", pem_body.join("\n")),
             "Here is the key from our SFTP setup:\n{}",
         ),
         (
             "secret.database_uri",
-            format!(
-                "postgres://billing:{}@db-prod.internal:5432/billing",
-                rng.chars(18, ALNUM)
-            ),
+            format!("postgres://billing:{}@db-prod.internal:5432/billing", rng.chars(18, ALNUM)),
             "Reports read from DATABASE_URL={} every night.",
         ),
     ]
@@ -388,35 +361,19 @@ fn luhn_complete(prefix: &str) -> String {
 
 fn card_number(rng: &mut Rng) -> String {
     let n = luhn_complete(&format!("4{}", rng.digits(14)));
-    n.as_bytes()
-        .chunks(4)
-        .map(|c| std::str::from_utf8(c).unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join(" ")
+    n.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap_or("")).collect::<Vec<_>>().join(" ")
 }
 
 fn german_iban(rng: &mut Rng) -> String {
     let bban = rng.digits(18);
     let numeric = format!("{bban}131400");
-    let rem = numeric
-        .bytes()
-        .fold(0u32, |r, b| (r * 10 + u32::from(b - b'0')) % 97);
+    let rem = numeric.bytes().fold(0u32, |r, b| (r * 10 + u32::from(b - b'0')) % 97);
     let compact = format!("DE{:02}{bban}", 98 - rem);
-    compact
-        .as_bytes()
-        .chunks(4)
-        .map(|c| std::str::from_utf8(c).unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join(" ")
+    compact.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap_or("")).collect::<Vec<_>>().join(" ")
 }
 
 fn ssn(rng: &mut Rng) -> String {
-    format!(
-        "{}-{:02}-{:04}",
-        100 + rng.below(500),
-        1 + rng.below(98),
-        1 + rng.below(9998)
-    )
+    format!("{}-{:02}-{:04}", 100 + rng.below(500), 1 + rng.below(98), 1 + rng.below(9998))
 }
 
 /// Traces that carry planted text, by tenant (`""`: a record without tenant id).
@@ -435,9 +392,7 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
     let mut rng = Rng::new(seed);
     let mut labels = Vec::new();
     let mut planted = Vec::new();
-    let mut plants = Plants {
-        messages: Vec::new(),
-    };
+    let mut plants = Plants { messages: Vec::new() };
     let support_path = "prompts/support-reply.examples.yaml";
     let billing_path = "prompts/billing/billing-help.examples.jsonl";
     let label = |rule: &str, path: &str, ex: Option<&str>| Label {
@@ -449,21 +404,26 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
 
     // --- support-reply examples ---
     let mut ex: Vec<ExampleSpec> = Vec::new();
-    ex.push(example("ex-01", "My order #4411 never arrived and the tracking page has not moved since Tuesday.", "I'm sorry to hear that. I've opened a trace with the carrier and will update you within 24 hours.", synthetic("ex-01")));
-    ex.push(ExampleSpec { id: "ex-02".into(), input: "How do I reset my password if I no longer have access to my old email?".into(), output: "Use the 'Forgot password' link and choose 'I can't access this email'; we'll verify you by phone.".into(), provenance: None });
+    ex.push(example(
+        "ex-01",
+        "My order #4411 never arrived and the tracking page has not moved since Tuesday.",
+        "I'm sorry to hear that. I've opened a trace with the carrier and will update you within 24 hours.",
+        synthetic("ex-01"),
+    ));
+    ex.push(ExampleSpec {
+        id: "ex-02".into(),
+        input: "How do I reset my password if I no longer have access to my old email?".into(),
+        output: "Use the 'Forgot password' link and choose 'I can't access this email'; we'll verify you by phone."
+            .into(),
+        provenance: None,
+    });
     ex.push(example("ex-03", COMMON_PHRASE, "I'm sorry about the double charge. I've refunded the duplicate; it will show on your statement in 3-5 business days.", synthetic("ex-03")));
     let origin_exposed = format!(
         "Hi, this is {} from Brightside Dental in {}: our second clinic got the shipment of 40 chairs meant for the main office, and the driver refused to take them back without a signed form from our manager.",
         "Dana Whitfield", "Leeds"
     );
     ex.push(example("ex-04", origin_exposed.clone(), "I've arranged a free pickup of the misdelivered chairs and a redelivery to the main office; the driver will bring the form.", mined("ex-04", "brightside")));
-    plants.messages.push((
-        "brightside".into(),
-        "support-reply",
-        true,
-        "user",
-        origin_exposed.clone(),
-    ));
+    plants.messages.push(("brightside".into(), "support-reply", true, "user", origin_exposed.clone()));
     plants.messages.push((
         "northwind".into(),
         "support-reply",
@@ -472,42 +432,32 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
         format!("Here is a similar case: {origin_exposed} We solved it with a pickup."),
     ));
     labels.push(label("fewshot.tenant_overlap", support_path, Some("ex-04")));
-    labels.push(label(
-        "provenance.cross_tenant",
-        support_path,
-        Some("ex-04"),
-    ));
+    labels.push(label("provenance.cross_tenant", support_path, Some("ex-04")));
 
     let origin_mismatch = "We run three kestrel coffee kiosks at the Halifax ferry terminal and every grinder you sent last month jams after about forty shots, we need a technician on site before the Friday rush.";
-    let edited = origin_mismatch
-        .to_uppercase()
-        .replace(',', ";")
-        .replace(" and ", "  and\n");
-    ex.push(example("ex-05", edited, "I'm sorry the grinders are jamming. I've booked a technician visit and sent two loaner grinders.", synthetic("ex-05")));
-    plants.messages.push((
-        "kestrel".into(),
-        "support-reply",
-        true,
-        "user",
-        origin_mismatch.to_string(),
+    let edited = origin_mismatch.to_uppercase().replace(',', ";").replace(" and ", "  and\n");
+    ex.push(example(
+        "ex-05",
+        edited,
+        "I'm sorry the grinders are jamming. I've booked a technician visit and sent two loaner grinders.",
+        synthetic("ex-05"),
     ));
+    plants.messages.push(("kestrel".into(), "support-reply", true, "user", origin_mismatch.to_string()));
     labels.push(label("fewshot.tenant_overlap", support_path, Some("ex-05")));
-    labels.push(label(
-        "provenance.mismatch",
-        "prompts/provenance.yaml",
-        Some("ex-05"),
-    ));
+    labels.push(label("provenance.mismatch", "prompts/provenance.yaml", Some("ex-05")));
 
     let orchid_email = format!("m.okafor{}@orchid-florals.com", rng.digits(2));
     let orchid_order = format!("ORD-{}", rng.digits(6));
     ex.push(example("ex-06", format!("Hello, I placed {orchid_order} for the spring event and the vases arrived chipped; you can reach me at {orchid_email}."), "I'm sorry the vases arrived damaged. I've sent replacements by express and a return label for the chipped ones.", json!({"id": "ex-06", "source": "hand_written"})));
-    plants.messages.push(("orchid".into(), "support-reply", true, "user", format!("Order {orchid_order} is wrong again!! Contact {orchid_email} asap, the event is tomorrow.")));
-    labels.push(label("fewshot.entity_overlap", support_path, Some("ex-06")));
-    labels.push(label(
-        "provenance.mismatch",
-        "prompts/provenance.yaml",
-        Some("ex-06"),
+    plants.messages.push((
+        "orchid".into(),
+        "support-reply",
+        true,
+        "user",
+        format!("Order {orchid_order} is wrong again!! Contact {orchid_email} asap, the event is tomorrow."),
     ));
+    labels.push(label("fewshot.entity_overlap", support_path, Some("ex-06")));
+    labels.push(label("provenance.mismatch", "prompts/provenance.yaml", Some("ex-06")));
 
     let card = card_number(&mut rng);
     let iban = german_iban(&mut rng);
@@ -530,28 +480,14 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
         "Please don't share tax identifiers in chat; upload the form in the secure portal.",
         synthetic("ex-09"),
     ));
-    planted.extend([
-        card.clone(),
-        card.replace(' ', ""),
-        iban.clone(),
-        iban.replace(' ', ""),
-        ssn_value.clone(),
-    ]);
+    planted.extend([card.clone(), card.replace(' ', ""), iban.clone(), iban.replace(' ', ""), ssn_value.clone()]);
     labels.push(label("pii.payment_card", support_path, Some("ex-07")));
     labels.push(label("pii.iban", support_path, Some("ex-08")));
     labels.push(label("pii.us_ssn", support_path, Some("ex-09")));
 
     ex.push(example("ex-10", "The pallet for our warehouse came with a broken shrink wrap and two boxes missing.", "I'm sorry about the missing boxes. I've opened a claim and will ship the two boxes today.", json!({"id": "ex-10", "source": "mined_trace", "source_tenant": "umbrella", "redaction": "warehouse address removed"})));
-    labels.push(label(
-        "provenance.unapproved_mining",
-        "prompts/provenance.yaml",
-        Some("ex-10"),
-    ));
-    labels.push(label(
-        "provenance.cross_tenant",
-        support_path,
-        Some("ex-10"),
-    ));
+    labels.push(label("provenance.unapproved_mining", "prompts/provenance.yaml", Some("ex-10")));
+    labels.push(label("provenance.cross_tenant", support_path, Some("ex-10")));
 
     ex.push(example("ex-11", "Where do I put my key? The docs say OPENAI_API_KEY=sk-... and api_key = \"YOUR_API_KEY\", and the example shows sk-proj-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.", "Paste your own key in Settings → Integrations; never share it in chat. AWS samples use AKIAIOSFODNN7EXAMPLE.", synthetic("ex-11")));
     ex.push(example("ex-12", "Test payment with 4242 4242 4242 4242 failed; my email is jane.doe@example.com, call (415) 555-0123, server 192.168.1.20.", "Test cards only work in sandbox mode; switch the toggle in Settings → Payments. Hi {{ customer_name }}!", synthetic("ex-12")));
@@ -569,24 +505,16 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
     }
     // A lightly edited origin: one word changed, punctuation and case rewritten.
     let hooli_origin = "Our warehouse team in Tampere scanned all sixty parcels at the dock on Monday morning, yet your portal still lists eleven of them as awaiting pickup and keeps sending the driver back for them.";
-    let hooli_edited = hooli_origin
-        .replace("sixty", "seventy")
-        .replace("Monday", "monday")
-        .replace(',', "");
-    ex.push(example("ex-26", hooli_edited, "I've reconciled the scans with the carrier; the eleven parcels are now marked as collected.", synthetic("ex-26")));
-    plants.messages.push((
-        "hooli".into(),
-        "support-reply",
-        true,
-        "user",
-        hooli_origin.to_string(),
+    let hooli_edited = hooli_origin.replace("sixty", "seventy").replace("Monday", "monday").replace(',', "");
+    ex.push(example(
+        "ex-26",
+        hooli_edited,
+        "I've reconciled the scans with the carrier; the eleven parcels are now marked as collected.",
+        synthetic("ex-26"),
     ));
+    plants.messages.push(("hooli".into(), "support-reply", true, "user", hooli_origin.to_string()));
     labels.push(label("fewshot.tenant_overlap", support_path, Some("ex-26")));
-    labels.push(label(
-        "provenance.mismatch",
-        "prompts/provenance.yaml",
-        Some("ex-26"),
-    ));
+    labels.push(label("provenance.mismatch", "prompts/provenance.yaml", Some("ex-26")));
 
     // An origin in a tool result (a CRM lookup): the tenant's data even though no user typed it.
     let wonka_tool = "CRM note for account W-118: customer prefers deliveries after 3pm through the loading bay on Fudge Street, gate code changes weekly, call the floor manager before arrival.";
@@ -596,19 +524,9 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
         "Noted: deliveries after 3pm via the loading bay, and we'll call ahead.",
         json!({"id": "ex-27", "source": "public"}),
     ));
-    plants.messages.push((
-        "wonka".into(),
-        "support-reply",
-        true,
-        "tool",
-        wonka_tool.to_string(),
-    ));
+    plants.messages.push(("wonka".into(), "support-reply", true, "tool", wonka_tool.to_string()));
     labels.push(label("fewshot.tenant_overlap", support_path, Some("ex-27")));
-    labels.push(label(
-        "provenance.mismatch",
-        "prompts/provenance.yaml",
-        Some("ex-27"),
-    ));
+    labels.push(label("provenance.mismatch", "prompts/provenance.yaml", Some("ex-27")));
 
     // A real value planted inside otherwise synthetic text.
     let stark_iban = german_iban(&mut rng);
@@ -628,11 +546,7 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
     ));
     labels.push(label("fewshot.entity_overlap", support_path, Some("ex-28")));
     labels.push(label("pii.iban", support_path, Some("ex-28")));
-    labels.push(label(
-        "provenance.mismatch",
-        "prompts/provenance.yaml",
-        Some("ex-28"),
-    ));
+    labels.push(label("provenance.mismatch", "prompts/provenance.yaml", Some("ex-28")));
 
     // Decoys: a tenant quoting an example back after deploy; an unattributed record; hashes and ids.
     let quoted = "Is it true that damaged items can be swapped at any partner locker within thirty days without printing a label or calling support first?";
@@ -642,13 +556,7 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
         "Yes: open the locker app, choose 'Swap damaged item' and scan the parcel code.",
         synthetic("ex-29"),
     ));
-    plants.messages.push((
-        "vandelay".into(),
-        "support-reply",
-        false,
-        "user",
-        quoted.to_string(),
-    ));
+    plants.messages.push(("vandelay".into(), "support-reply", false, "user", quoted.to_string()));
     let unattributed = "The label printer firmware from last week prints every barcode twice on the roll and the warehouse scanners then reject the duplicate code as a fraud attempt.";
     ex.push(example(
         "ex-30",
@@ -656,13 +564,7 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
         "That firmware has a known issue; roll back to 4.2 from Settings → Devices.",
         synthetic("ex-30"),
     ));
-    plants.messages.push((
-        String::new(),
-        "support-reply",
-        true,
-        "user",
-        unattributed.to_string(),
-    ));
+    plants.messages.push((String::new(), "support-reply", true, "user", unattributed.to_string()));
     ex.push(example(
         "ex-31",
         format!(
@@ -675,21 +577,13 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
     ));
 
     let echoed = "Thanks for your patience while we looked into this. Your parcel is now back on schedule, and I've added a note so the next agent sees the whole history.";
-    ex.push(example(
-        "ex-25",
-        "Any news on my parcel? It's been a week.",
-        echoed,
-        synthetic("ex-25"),
-    ));
+    ex.push(example("ex-25", "Any news on my parcel? It's been a week.", echoed, synthetic("ex-25")));
 
     // --- billing-help examples (acme only) ---
     let acme_origin = "Acme finance here: the October invoice lists forty-two label printer leases but we returned nine of them in September with the prepaid boxes you sent us.";
     let globex_origin = "Globex procurement: we need the purchase order number printed on every invoice line or our accounts payable system rejects the whole batch automatically.";
     let stripe = format!("sk_live_{}", rng.chars(24, ALNUM));
-    let db = format!(
-        "postgres://ledger:{}@billing-db.internal:5432/ledger",
-        rng.chars(18, ALNUM)
-    );
+    let db = format!("postgres://ledger:{}@billing-db.internal:5432/ledger", rng.chars(18, ALNUM));
     planted.extend([stripe.clone(), db.clone()]);
     let billing = vec![
         example(
@@ -723,20 +617,8 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
             synthetic("b-05"),
         ),
     ];
-    plants.messages.push((
-        "acme".into(),
-        "billing-help",
-        true,
-        "user",
-        acme_origin.to_string(),
-    ));
-    plants.messages.push((
-        "globex".into(),
-        "support-reply",
-        true,
-        "user",
-        globex_origin.to_string(),
-    ));
+    plants.messages.push(("acme".into(), "billing-help", true, "user", acme_origin.to_string()));
+    plants.messages.push(("globex".into(), "support-reply", true, "user", globex_origin.to_string()));
     labels.push(label("fewshot.tenant_overlap", billing_path, Some("b-02")));
     labels.push(label("provenance.cross_tenant", billing_path, Some("b-02")));
     labels.push(label("secret.stripe_live_key", billing_path, Some("b-03")));
@@ -744,22 +626,10 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
 
     // Decoys in traces: stock phrasing in many tenants, the echoed synthetic reply, the system prompt.
     for tenant in TENANTS.iter().skip(10).take(12) {
-        plants.messages.push((
-            tenant.to_string(),
-            "support-reply",
-            true,
-            "user",
-            COMMON_PHRASE.to_string(),
-        ));
+        plants.messages.push((tenant.to_string(), "support-reply", true, "user", COMMON_PHRASE.to_string()));
     }
     for tenant in TENANTS.iter().skip(20).take(6) {
-        plants.messages.push((
-            tenant.to_string(),
-            "support-reply",
-            false,
-            "output",
-            echoed.to_string(),
-        ));
+        plants.messages.push((tenant.to_string(), "support-reply", false, "output", echoed.to_string()));
         plants.messages.push((
             tenant.to_string(),
             "support-reply",
@@ -797,20 +667,14 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
     let support_plan = PromptPlan {
         name: "support-reply".into(),
         system: SYSTEM_SUPPORT.into(),
-        examples: ex
-            .iter()
-            .map(|e| (e.input.clone(), e.output.clone()))
-            .collect(),
+        examples: ex.iter().map(|e| (e.input.clone(), e.output.clone())).collect(),
         old_examples: old_examples(&mut rng, ex.len()),
         deployed_at: support_deploy,
     };
     let billing_plan = PromptPlan {
         name: "billing-help".into(),
         system: SYSTEM_BILLING.into(),
-        examples: billing
-            .iter()
-            .map(|e| (e.input.clone(), e.output.clone()))
-            .collect(),
+        examples: billing.iter().map(|e| (e.input.clone(), e.output.clone())).collect(),
         old_examples: old_examples(&mut rng, billing.len()),
         deployed_at: billing_deploy,
     };
@@ -820,10 +684,7 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
             path: "prompts/support-reply.prompt".into(),
             text: support_prompt,
             name: Some("support-reply".into()),
-            examples: Some(SourceFile {
-                path: support_path.into(),
-                text: support_yaml,
-            }),
+            examples: Some(SourceFile { path: support_path.into(), text: support_yaml }),
             rendered_turns: 2 * ex.len(),
             scope: Some(vec!["*".into()]),
             deployed_at: Some(support_deploy),
@@ -832,10 +693,7 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
             path: "prompts/billing/billing-help.prompt".into(),
             text: billing_prompt,
             name: Some("billing-help".into()),
-            examples: Some(SourceFile {
-                path: billing_path.into(),
-                text: billing_jsonl,
-            }),
+            examples: Some(SourceFile { path: billing_path.into(), text: billing_jsonl }),
             rendered_turns: 2 * billing.len(),
             scope: Some(vec!["acme".into()]),
             deployed_at: Some(billing_deploy),
@@ -853,25 +711,12 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
     let inputs = ScanInputs {
         prompts,
         provenance: vec![
-            SourceFile {
-                path: "prompts/provenance.yaml".into(),
-                text: support_manifest,
-            },
-            SourceFile {
-                path: "prompts/billing/provenance.yaml".into(),
-                text: billing_manifest,
-            },
+            SourceFile { path: "prompts/provenance.yaml".into(), text: support_manifest },
+            SourceFile { path: "prompts/billing/provenance.yaml".into(), text: billing_manifest },
         ],
         ..ScanInputs::default()
     };
-    let traces = generate_traces(
-        &mut rng,
-        &support_plan,
-        &billing_plan,
-        &plants,
-        records_per_tenant,
-        true,
-    );
+    let traces = generate_traces(&mut rng, &support_plan, &billing_plan, &plants, records_per_tenant, true);
     Corpus {
         inputs,
         traces,
@@ -885,14 +730,7 @@ pub fn build_corpus(seed: u64, records_per_tenant: usize) -> Corpus {
 
 fn old_examples(rng: &mut Rng, n: usize) -> Vec<(String, String)> {
     let mut fill = Fill { rng };
-    (0..n)
-        .map(|_| {
-            (
-                fill.sentences(USER_TEMPLATES, 1),
-                fill.sentences(ASSISTANT_TEMPLATES, 1),
-            )
-        })
-        .collect()
+    (0..n).map(|_| (fill.sentences(USER_TEMPLATES, 1), fill.sentences(ASSISTANT_TEMPLATES, 1))).collect()
 }
 
 fn examples_yaml(examples: &[ExampleSpec]) -> String {
@@ -906,10 +744,7 @@ fn examples_yaml(examples: &[ExampleSpec]) -> String {
 }
 
 fn examples_jsonl(examples: &[ExampleSpec]) -> String {
-    examples
-        .iter()
-        .map(|e| json!({"id": e.id, "input": e.input, "output": e.output}).to_string() + "\n")
-        .collect()
+    examples.iter().map(|e| json!({"id": e.id, "input": e.input, "output": e.output}).to_string() + "\n").collect()
 }
 
 fn manifest_yaml(examples: &[ExampleSpec]) -> String {
@@ -917,11 +752,7 @@ fn manifest_yaml(examples: &[ExampleSpec]) -> String {
     for p in examples.iter().filter_map(|e| e.provenance.as_ref()) {
         let obj = p.as_object().expect("provenance is an object");
         let mut first = true;
-        for (k, v) in obj
-            .iter()
-            .filter(|(k, _)| *k == "id")
-            .chain(obj.iter().filter(|(k, _)| *k != "id"))
-        {
+        for (k, v) in obj.iter().filter(|(k, _)| *k == "id").chain(obj.iter().filter(|(k, _)| *k != "id")) {
             let prefix = if first { "- " } else { "  " };
             first = false;
             let _ = writeln!(out, "{prefix}{k}: {v}");
@@ -956,11 +787,7 @@ fn record(
     output: Option<&str>,
     as_tool_result: bool,
 ) -> serde_json::Value {
-    let examples = if ts < plan.deployed_at {
-        &plan.old_examples
-    } else {
-        &plan.examples
-    };
+    let examples = if ts < plan.deployed_at { &plan.old_examples } else { &plan.examples };
     let mut messages = vec![json!({"role": "system", "content": plan.system})];
     for (u, a) in examples {
         messages.push(json!({"role": "user", "content": u}));
@@ -969,7 +796,8 @@ fn record(
     let mut fill = Fill { rng };
     if fill.rng.chance(0.3) {
         messages.push(json!({"role": "user", "content": fill.sentences(USER_TEMPLATES, 1)}));
-        messages.push(json!({"role": "assistant", "content": fill.sentences(ASSISTANT_TEMPLATES, 1), "tool_calls": []}));
+        messages
+            .push(json!({"role": "assistant", "content": fill.sentences(ASSISTANT_TEMPLATES, 1), "tool_calls": []}));
     }
     let user = user_text.map_or_else(|| fill.sentences(USER_TEMPLATES, 2), str::to_string);
     if as_tool_result {
@@ -1009,33 +837,17 @@ fn generate_traces(
     };
     for tenant in TENANTS {
         for _ in 0..records_per_tenant {
-            let plan = if *tenant == "acme" && rng.chance(0.4) {
-                billing
-            } else {
-                support
-            };
+            let plan = if *tenant == "acme" && rng.chance(0.4) { billing } else { support };
             let ts = ts_in(rng, 0, 31);
             let rec = record(rng, Some(tenant), plan, ts, None, None, false);
             push(rec, &mut out);
         }
     }
     for (tenant, prompt, before, role, text) in &plants.messages {
-        let plan = if *prompt == "billing-help" {
-            billing
-        } else {
-            support
-        };
+        let plan = if *prompt == "billing-help" { billing } else { support };
         let deploy_day = (plan.deployed_at.as_second() - OCTOBER_START) / DAY;
-        let ts = if *before {
-            ts_in(rng, 0, deploy_day - 1)
-        } else {
-            ts_in(rng, deploy_day + 1, 31)
-        };
-        let (user, output) = if *role == "output" {
-            (None, Some(text.as_str()))
-        } else {
-            (Some(text.as_str()), None)
-        };
+        let ts = if *before { ts_in(rng, 0, deploy_day - 1) } else { ts_in(rng, deploy_day + 1, 31) };
+        let (user, output) = if *role == "output" { (None, Some(text.as_str())) } else { (Some(text.as_str()), None) };
         let tenant = Some(tenant.as_str()).filter(|t| !t.is_empty());
         let rec = record(rng, tenant, plan, ts, user, output, *role == "tool");
         push(rec, &mut out);
@@ -1046,14 +858,8 @@ fn generate_traces(
             json!({"ts": "2026-10-03T10:00:00Z", "messages": [{"role": "user", "content": "no tenant on this one"}]}),
             &mut out,
         );
-        push(
-            json!({"tenant_id": "acme", "ts": "2026-10-03T10:00:00Z"}),
-            &mut out,
-        );
-        push(
-            json!({"tenant_id": "acme", "messages": [{"role": "user", "content": ""}], "output": null}),
-            &mut out,
-        );
+        push(json!({"tenant_id": "acme", "ts": "2026-10-03T10:00:00Z"}), &mut out);
+        push(json!({"tenant_id": "acme", "messages": [{"role": "user", "content": ""}], "output": null}), &mut out);
         push(
             json!({"tenant_id": "acme", "messages": [{"role": "user", "content": [{"type": "text", "text": "parts"}]}], "vendor": {"x": 1}}),
             &mut out,
@@ -1066,19 +872,10 @@ impl Corpus {
     /// Trace records of roughly `target_bytes`, in the corpus's shape, for benchmarks.
     pub fn bench_traces(&self, target_bytes: usize) -> Vec<u8> {
         let mut rng = Rng::new(99);
-        let plants = Plants {
-            messages: Vec::new(),
-        };
+        let plants = Plants { messages: Vec::new() };
         let mut out = Vec::with_capacity(target_bytes + (1 << 16));
         while out.len() < target_bytes {
-            out.extend(generate_traces(
-                &mut rng,
-                &self.support,
-                &self.billing,
-                &plants,
-                4,
-                false,
-            ));
+            out.extend(generate_traces(&mut rng, &self.support, &self.billing, &plants, 4, false));
         }
         out
     }
@@ -1094,11 +891,8 @@ impl Corpus {
             let mut fill = Fill { rng: &mut rng };
             let mut messages = vec![json!({"role": "system", "content": SYSTEM_SUPPORT})];
             for _ in 0..6 {
-                messages
-                    .push(json!({"role": "user", "content": fill.sentences(USER_TEMPLATES, 3)}));
-                messages.push(
-                    json!({"role": "assistant", "content": fill.sentences(ASSISTANT_TEMPLATES, 3)}),
-                );
+                messages.push(json!({"role": "user", "content": fill.sentences(USER_TEMPLATES, 3)}));
+                messages.push(json!({"role": "assistant", "content": fill.sentences(ASSISTANT_TEMPLATES, 3)}));
             }
             messages.push(json!({"role": "user", "content": fill.sentences(USER_TEMPLATES, 3)}));
             let rec = json!({
@@ -1115,22 +909,10 @@ impl Corpus {
     pub fn write_to(&self, dir: &Path) -> std::io::Result<()> {
         let repo = dir.join("repo");
         let mut files: Vec<&SourceFile> = self.inputs.provenance.iter().collect();
-        let prompt_files: Vec<SourceFile> = self
-            .inputs
-            .prompts
-            .iter()
-            .map(|p| SourceFile {
-                path: p.path.clone(),
-                text: p.text.clone(),
-            })
-            .collect();
+        let prompt_files: Vec<SourceFile> =
+            self.inputs.prompts.iter().map(|p| SourceFile { path: p.path.clone(), text: p.text.clone() }).collect();
         files.extend(prompt_files.iter());
-        files.extend(
-            self.inputs
-                .prompts
-                .iter()
-                .filter_map(|p| p.examples.as_ref()),
-        );
+        files.extend(self.inputs.prompts.iter().filter_map(|p| p.examples.as_ref()));
         for f in files {
             let path = repo.join(&f.path);
             if let Some(parent) = path.parent() {

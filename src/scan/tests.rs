@@ -11,9 +11,7 @@ const KEY: &[u8] = b"test-hmac-key";
 fn scan_corpus(corpus: &Corpus) -> (Scanner, ScanReport) {
     let scanner = Scanner::new(corpus.inputs.clone()).expect("corpus inputs are valid");
     let mut tally = scanner.tally();
-    scanner
-        .scan_reader("traces.jsonl", corpus.traces.as_slice(), &mut tally)
-        .expect("in-memory reader");
+    scanner.scan_reader("traces.jsonl", corpus.traces.as_slice(), &mut tally).expect("in-memory reader");
     let report = scanner.finish(tally, KEY);
     (scanner, report)
 }
@@ -29,37 +27,19 @@ fn matches(label: &Label, f: &Finding) -> bool {
 }
 
 fn find<'r>(report: &'r ScanReport, rule: &str, example: &str) -> Option<&'r Finding> {
-    report
-        .findings
-        .iter()
-        .find(|f| f.rule == rule && f.example_id.as_deref() == Some(example))
+    report.findings.iter().find(|f| f.rule == rule && f.example_id.as_deref() == Some(example))
 }
 
 #[test]
 fn recall_and_precision_at_high_severity() {
     let corpus = support_corpus();
     let (_, report) = scan_corpus(&corpus);
-    let high: Vec<&Finding> = report
-        .findings
-        .iter()
-        .filter(|f| f.severity >= Severity::High)
-        .collect();
-    let found = corpus
-        .labels
-        .iter()
-        .filter(|l| high.iter().any(|f| matches(l, f)))
-        .count();
-    let correct = high
-        .iter()
-        .filter(|f| corpus.labels.iter().any(|l| matches(l, f)))
-        .count();
+    let high: Vec<&Finding> = report.findings.iter().filter(|f| f.severity >= Severity::High).collect();
+    let found = corpus.labels.iter().filter(|l| high.iter().any(|f| matches(l, f))).count();
+    let correct = high.iter().filter(|f| corpus.labels.iter().any(|l| matches(l, f))).count();
     let recall = found as f64 / corpus.labels.len() as f64;
     let precision = correct as f64 / high.len().max(1) as f64;
-    let missed: Vec<&Label> = corpus
-        .labels
-        .iter()
-        .filter(|l| !high.iter().any(|f| matches(l, f)))
-        .collect();
+    let missed: Vec<&Label> = corpus.labels.iter().filter(|l| !high.iter().any(|f| matches(l, f))).collect();
     let spurious: Vec<(&str, &str, Option<&str>)> = high
         .iter()
         .filter(|f| !corpus.labels.iter().any(|l| matches(l, f)))
@@ -71,10 +51,7 @@ fn recall_and_precision_at_high_severity() {
         high.len()
     );
     assert!(recall >= 0.95, "recall {recall:.3}; missed {missed:#?}");
-    assert!(
-        precision >= 0.9,
-        "precision {precision:.3}; spurious {spurious:#?}"
-    );
+    assert!(precision >= 0.9, "precision {precision:.3}; spurious {spurious:#?}");
 }
 
 #[test]
@@ -83,20 +60,12 @@ fn origin_and_exposure_are_attributed_by_role_and_deploy_time() {
     let (_, report) = scan_corpus(&corpus);
     let ex04 = find(&report, "fewshot.tenant_overlap", "ex-04").expect("ex-04 overlap");
     assert_eq!(ex04.severity, Severity::Critical);
-    let has = |id: &str, role: &str| {
-        ex04.tenants
-            .iter()
-            .any(|t| t.id == id && t.role == role && t.n_traces >= 1)
-    };
+    let has = |id: &str, role: &str| ex04.tenants.iter().any(|t| t.id == id && t.role == role && t.n_traces >= 1);
     assert!(has("brightside", "user"), "{:?}", ex04.tenants);
     assert!(has("northwind", "assistant"), "{:?}", ex04.tenants);
     assert_eq!(ex04.path, "prompts/support-reply.examples.yaml");
     let examples = &corpus.inputs.prompts[0].examples.as_ref().unwrap().text;
-    let ex04_line = examples
-        .lines()
-        .position(|l| l.contains("id: ex-04"))
-        .unwrap()
-        + 2;
+    let ex04_line = examples.lines().position(|l| l.contains("id: ex-04")).unwrap() + 2;
     // Column of the value's first character, inside the quotes of `  input: "…"`.
     assert_eq!((ex04.line, ex04.column), (ex04_line, 11));
 
@@ -105,38 +74,22 @@ fn origin_and_exposure_are_attributed_by_role_and_deploy_time() {
     let own = find(&report, "fewshot.tenant_overlap", "b-01").expect("acme's own example");
     assert_eq!(own.severity, Severity::Low);
     assert!(
-        !report
-            .findings
-            .iter()
-            .any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-25")),
+        !report.findings.iter().any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-25")),
         "assistant-only echoes of an example are not an origin"
     );
     assert!(
-        !report
-            .findings
-            .iter()
-            .any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-01")),
+        !report.findings.iter().any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-01")),
         "rendered example turns are skipped by position"
     );
     assert!(
-        !report
-            .findings
-            .iter()
-            .any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-29")),
+        !report.findings.iter().any(|f| f.kind == FindingKind::Overlap && f.example_id.as_deref() == Some("ex-29")),
         "a tenant quoting an example after deploy is not its origin"
     );
-    let unattributed =
-        find(&report, "fewshot.tenant_overlap", "ex-30").expect("unknown-tenant origin");
+    let unattributed = find(&report, "fewshot.tenant_overlap", "ex-30").expect("unknown-tenant origin");
     assert_eq!(unattributed.severity, Severity::Medium);
     assert_eq!(unattributed.tenants[0].id, UNKNOWN_TENANT);
     let tool = find(&report, "fewshot.tenant_overlap", "ex-27").expect("tool-message origin");
-    assert!(
-        tool.tenants
-            .iter()
-            .any(|t| t.id == "wonka" && t.role == "tool"),
-        "{:?}",
-        tool.tenants
-    );
+    assert!(tool.tenants.iter().any(|t| t.id == "wonka" && t.role == "tool"), "{:?}", tool.tenants);
 }
 
 #[test]
@@ -152,22 +105,13 @@ fn decoys_stay_quiet_and_policy_findings_appear() {
             .collect();
         assert!(noisy.is_empty(), "{quiet}: {noisy:?}");
     }
-    let rule_at = |rule: &str, path: &str| {
-        report
-            .findings
-            .iter()
-            .find(|f| f.rule == rule && f.path == path)
-    };
-    let scope =
-        rule_at("scope.unconfigured", "prompts/onboarding.prompt").expect("unscoped prompt");
+    let rule_at = |rule: &str, path: &str| report.findings.iter().find(|f| f.rule == rule && f.path == path);
+    let scope = rule_at("scope.unconfigured", "prompts/onboarding.prompt").expect("unscoped prompt");
     assert_eq!(scope.severity, Severity::Medium);
     assert!(find(&report, "provenance.missing_entry", "ex-02").is_some());
     assert!(find(&report, "provenance.orphan_entry", "ex-99").is_some());
     assert!(
-        !report
-            .findings
-            .iter()
-            .any(|f| f.path.ends_with("onboarding.prompt") && f.kind == FindingKind::Secret),
+        !report.findings.iter().any(|f| f.path.ends_with("onboarding.prompt") && f.kind == FindingKind::Secret),
         "template variables are placeholders"
     );
 }
@@ -178,11 +122,7 @@ fn bad_lines_missing_tenants_and_odd_records_are_counted_not_fatal() {
     let (_, report) = scan_corpus(&corpus);
     assert_eq!(report.summary.bad_lines, 1);
     assert_eq!(report.bad_lines.len(), 1);
-    let total_lines = corpus
-        .traces
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .count() as u64;
+    let total_lines = corpus.traces.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count() as u64;
     assert_eq!(report.bad_lines[0].line, total_lines - 4);
     assert_eq!(report.summary.trace_records, total_lines - 1);
     assert_eq!(report.summary.records_without_tenant, 2);
@@ -216,26 +156,15 @@ fn ids_survive_line_moves() {
     let mut moved = corpus.inputs.clone();
     for p in &mut moved.prompts {
         if let Some(ex) = &mut p.examples {
-            let shift = if ex.path.ends_with(".jsonl") {
-                "\n\n"
-            } else {
-                "# moved\n# down\n"
-            };
+            let shift = if ex.path.ends_with(".jsonl") { "\n\n" } else { "# moved\n# down\n" };
             ex.text = format!("{shift}{}", ex.text);
         }
     }
     let scanner = Scanner::new(moved).unwrap();
     let mut tally = scanner.tally();
-    scanner
-        .scan_reader("t", corpus.traces.as_slice(), &mut tally)
-        .unwrap();
+    scanner.scan_reader("t", corpus.traces.as_slice(), &mut tally).unwrap();
     let after = scanner.finish(tally, KEY);
-    let ids = |r: &ScanReport| {
-        r.findings
-            .iter()
-            .map(|f| f.id.clone())
-            .collect::<HashSet<_>>()
-    };
+    let ids = |r: &ScanReport| r.findings.iter().map(|f| f.id.clone()).collect::<HashSet<_>>();
     assert_eq!(ids(&before), ids(&after));
     let line_of = |r: &ScanReport| find(r, "pii.iban", "ex-08").map(|f| f.line).unwrap();
     assert_eq!(line_of(&after), line_of(&before) + 2);
@@ -246,11 +175,7 @@ fn baseline_and_suppressions() {
     let corpus = support_corpus();
     let (_, mut report) = scan_corpus(&corpus);
     let total = report.findings.len();
-    let email_findings = report
-        .findings
-        .iter()
-        .filter(|f| f.rule == "pii.email")
-        .count();
+    let email_findings = report.findings.iter().filter(|f| f.rule == "pii.email").count();
     assert!(email_findings > 0);
     let today: jiff::civil::Date = "2026-11-27".parse().unwrap();
     let suppressions = vec![
@@ -275,10 +200,7 @@ fn baseline_and_suppressions() {
     assert_eq!(outcome.expired, vec![1]);
     assert_eq!(outcome.used, vec![0]);
     assert!(
-        !report
-            .findings
-            .iter()
-            .any(|f| f.rule.starts_with("pii.") && f.path == "prompts/support-reply.examples.yaml")
+        !report.findings.iter().any(|f| f.rule.starts_with("pii.") && f.path == "prompts/support-reply.examples.yaml")
     );
     assert_eq!(report.findings.len() + report.suppressed.len(), total);
     assert_eq!(report.summary.suppressed, report.suppressed.len());
@@ -299,35 +221,11 @@ fn report_json_has_the_cli_shape() {
     let (_, report) = scan_corpus(&corpus);
     let v = serde_json::to_value(&report).unwrap();
     assert_eq!(v["schema"], "promptctl.scan/v1");
-    let f = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["kind"] == "overlap")
-        .unwrap();
-    for key in [
-        "id",
-        "kind",
-        "rule",
-        "severity",
-        "path",
-        "line",
-        "column",
-        "example_id",
-        "tenants",
-        "preview",
-    ] {
+    let f = v["findings"].as_array().unwrap().iter().find(|f| f["kind"] == "overlap").unwrap();
+    for key in ["id", "kind", "rule", "severity", "path", "line", "column", "example_id", "tenants", "preview"] {
         assert!(f.get(key).is_some(), "missing {key}");
     }
-    for key in [
-        "critical",
-        "high",
-        "medium",
-        "low",
-        "info",
-        "files",
-        "trace_records",
-    ] {
+    for key in ["critical", "high", "medium", "low", "info", "files", "trace_records"] {
         assert!(v["summary"].get(key).is_some(), "missing summary.{key}");
     }
     let back = ScanReport::from_json(&v.to_string()).unwrap();
@@ -346,36 +244,22 @@ fn sarif_validates_against_the_official_schema() {
         owner: "ops".into(),
         expires: None,
     };
-    report
-        .apply_suppressions(&[suppression], "2026-11-27".parse().unwrap())
-        .unwrap();
+    report.apply_suppressions(&[suppression], "2026-11-27".parse().unwrap()).unwrap();
     let sarif = serde_json::to_value(scanner.sarif(&report, "0.1.0")).unwrap();
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("sarif-schema-2.1.0.json")).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(include_str!("sarif-schema-2.1.0.json")).unwrap();
     // The official schema's `language` pattern has a stray `]` (a known erratum) that the regex-format
     // check of the schema itself rejects; that one keyword is dropped in memory, the vendored file
     // stays byte-identical to the published one. Promptctl never writes `language`.
     let mut schema = schema;
     drop_pattern(&mut schema, BROKEN_LANGUAGE_PATTERN);
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(&sarif)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
+    let errors: Vec<String> = validator.iter_errors(&sarif).map(|e| format!("{e} at {}", e.instance_path())).collect();
     assert!(errors.is_empty(), "{errors:#?}");
     let results = sarif["runs"][0]["results"].as_array().unwrap();
     assert_eq!(results.len(), report.findings.len() + 1);
     let first = &results[0];
-    assert_eq!(
-        first["partialFingerprints"][FINGERPRINT_KEY],
-        report.findings[0].id
-    );
-    assert!(
-        first["locations"][0]["physicalLocation"]["region"]["startLine"]
-            .as_i64()
-            .unwrap()
-            >= 1
-    );
+    assert_eq!(first["partialFingerprints"][FINGERPRINT_KEY], report.findings[0].id);
+    assert!(first["locations"][0]["physicalLocation"]["region"]["startLine"].as_i64().unwrap() >= 1);
     assert!(results.iter().any(|r| r.get("suppressions").is_some()));
     // A broken log is rejected: the validator is really checking.
     let mut broken = sarif.clone();
@@ -387,11 +271,9 @@ fn sarif_validates_against_the_official_schema() {
 fn content_text(content: &serde_json::Value) -> String {
     match content {
         serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
+        serde_json::Value::Array(parts) => {
+            parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join("\n")
+        }
         _ => String::new(),
     }
 }
@@ -428,12 +310,7 @@ fn records_api_matches_the_jsonl_path() {
                 .as_array()
                 .map(|ms| {
                     ms.iter()
-                        .map(|m| {
-                            (
-                                m["role"].as_str().unwrap_or("user").to_string(),
-                                content_text(&m["content"]),
-                            )
-                        })
+                        .map(|m| (m["role"].as_str().unwrap_or("user").to_string(), content_text(&m["content"])))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -456,10 +333,7 @@ fn records_api_matches_the_jsonl_path() {
 #[test]
 fn examples_path_comes_from_the_frontmatter() {
     let text = "---\nname: x\nexamples: support-reply.examples.yaml   # store\n---\nbody\n";
-    assert_eq!(
-        examples_path_of("prompts/x.prompt", text).as_deref(),
-        Some("prompts/support-reply.examples.yaml")
-    );
+    assert_eq!(examples_path_of("prompts/x.prompt", text).as_deref(), Some("prompts/support-reply.examples.yaml"));
     assert_eq!(examples_path_of("x.prompt", "no frontmatter"), None);
 }
 
@@ -470,12 +344,8 @@ fn tenant_field_is_configurable() {
     inputs.options.tenant_field = "org".into();
     let scanner = Scanner::new(inputs).unwrap();
     let mut tally = scanner.tally();
-    let traces = String::from_utf8(corpus.traces.clone())
-        .unwrap()
-        .replace("\"tenant_id\"", "\"org\"");
-    scanner
-        .scan_reader("t", traces.as_bytes(), &mut tally)
-        .unwrap();
+    let traces = String::from_utf8(corpus.traces.clone()).unwrap().replace("\"tenant_id\"", "\"org\"");
+    scanner.scan_reader("t", traces.as_bytes(), &mut tally).unwrap();
     let report = scanner.finish(tally, KEY);
     assert_eq!(report.summary.tenants, 40);
     assert!(find(&report, "fewshot.tenant_overlap", "ex-04").is_some());

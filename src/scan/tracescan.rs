@@ -121,8 +121,7 @@ impl TraceTally {
         self.records += other.records;
         self.bad_lines += other.bad_lines;
         let room = MAX_BAD_LINES.saturating_sub(self.bad_line_samples.len());
-        self.bad_line_samples
-            .extend(other.bad_line_samples.into_iter().take(room));
+        self.bad_line_samples.extend(other.bad_line_samples.into_iter().take(room));
         self.records_without_tenant += other.records_without_tenant;
         for (tenant, n) in other.tenants {
             *self.tenants.entry(tenant).or_default() += n;
@@ -138,11 +137,7 @@ impl TraceTally {
     fn bad_line(&mut self, path: &str, line: u64, message: String) {
         self.bad_lines += 1;
         if self.bad_line_samples.len() < MAX_BAD_LINES {
-            self.bad_line_samples.push(BadLine {
-                path: path.to_string(),
-                line,
-                message,
-            });
+            self.bad_line_samples.push(BadLine { path: path.to_string(), line, message });
         }
     }
 
@@ -193,11 +188,7 @@ impl From<&crate::trace::model::RequestRow> for TraceRecord {
             trace_id: row.trace_id.clone(),
             ts: Some(row.ts),
             prompt_name: row.prompt_name.clone(),
-            messages: row
-                .messages
-                .iter()
-                .map(|m| (m.role.clone(), m.content.clone()))
-                .collect(),
+            messages: row.messages.iter().map(|m| (m.role.clone(), m.content.clone())).collect(),
             output: row.output.clone(),
         }
     }
@@ -217,11 +208,8 @@ pub fn scan_reader<R: Read>(
         let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(batch_len);
         let mut eof = false;
         while batch.len() < batch_len && !eof {
-            let (chunk, at_end) =
-                next_chunk(&mut reader, &mut carry).map_err(|source| ScanError::Io {
-                    path: path.to_string(),
-                    source,
-                })?;
+            let (chunk, at_end) = next_chunk(&mut reader, &mut carry)
+                .map_err(|source| ScanError::Io { path: path.to_string(), source })?;
             eof = at_end;
             if chunk.is_empty() {
                 continue;
@@ -230,10 +218,8 @@ pub fn scan_reader<R: Read>(
             batch.push((next_line, chunk));
             next_line += lines;
         }
-        let tallies: Vec<TraceTally> = batch
-            .par_iter()
-            .map(|(first_line, chunk)| scan_chunk(side, path, *first_line, chunk))
-            .collect();
+        let tallies: Vec<TraceTally> =
+            batch.par_iter().map(|(first_line, chunk)| scan_chunk(side, path, *first_line, chunk)).collect();
         for t in tallies {
             tally.merge(t);
         }
@@ -291,11 +277,7 @@ fn scan_chunk(side: &PromptSide, path: &str, first_line: u64, chunk: &[u8]) -> T
 }
 
 /// Scans owned records, in parallel batches.
-pub fn scan_records<I: IntoIterator<Item = TraceRecord>>(
-    side: &PromptSide,
-    records: I,
-    tally: &mut TraceTally,
-) {
+pub fn scan_records<I: IntoIterator<Item = TraceRecord>>(side: &PromptSide, records: I, tally: &mut TraceTally) {
     let mut batch = Vec::with_capacity(4096);
     let mut records = records.into_iter().peekable();
     while records.peek().is_some() {
@@ -318,39 +300,15 @@ pub fn scan_records<I: IntoIterator<Item = TraceRecord>>(
     }
 }
 
-fn scan_owned(
-    side: &PromptSide,
-    record: &TraceRecord,
-    scratch: &mut Scratch,
-    tally: &mut TraceTally,
-) {
-    let messages: Vec<(usize, &str, &str)> = record
-        .messages
-        .iter()
-        .enumerate()
-        .map(|(i, (r, c))| (i, r.as_str(), c.as_str()))
-        .collect();
+fn scan_owned(side: &PromptSide, record: &TraceRecord, scratch: &mut Scratch, tally: &mut TraceTally) {
+    let messages: Vec<(usize, &str, &str)> =
+        record.messages.iter().enumerate().map(|(i, (r, c))| (i, r.as_str(), c.as_str())).collect();
     let mut texts = role_texts(side, record.prompt_name.as_deref(), &messages);
-    texts.extend(record.output.as_deref().map(|text| RoleText {
-        role: Role::Assistant,
-        text,
-    }));
-    scan_texts(
-        side,
-        record.tenant_id.as_deref(),
-        || record.ts,
-        &texts,
-        scratch,
-        tally,
-    );
+    texts.extend(record.output.as_deref().map(|text| RoleText { role: Role::Assistant, text }));
+    scan_texts(side, record.tenant_id.as_deref(), || record.ts, &texts, scratch, tally);
 }
 
-fn scan_view(
-    side: &PromptSide,
-    record: &RecordView<'_>,
-    scratch: &mut Scratch,
-    tally: &mut TraceTally,
-) {
+fn scan_view(side: &PromptSide, record: &RecordView<'_>, scratch: &mut Scratch, tally: &mut TraceTally) {
     let messages: Vec<(usize, &str, &str)> = record
         .messages
         .iter()
@@ -359,23 +317,12 @@ fn scan_view(
             let role = m.role.as_deref().unwrap_or("user");
             // A message without text (an assistant turn that only calls tools) is still a turn.
             let placeholder = m.content.is_empty().then_some((i, role, ""));
-            m.content
-                .parts()
-                .map(move |part| (i, role, part))
-                .chain(placeholder)
+            m.content.parts().map(move |part| (i, role, part)).chain(placeholder)
         })
         .collect();
     let mut texts = role_texts(side, record.prompt_name.as_deref(), &messages);
-    texts.extend(record.output.parts().map(|text| RoleText {
-        role: Role::Assistant,
-        text,
-    }));
-    let ts = || {
-        record
-            .ts
-            .as_deref()
-            .and_then(|t| t.parse::<Timestamp>().ok())
-    };
+    texts.extend(record.output.parts().map(|text| RoleText { role: Role::Assistant, text }));
+    let ts = || record.ts.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
     scan_texts(side, record.tenant.as_deref(), ts, &texts, scratch, tally);
 }
 
@@ -401,11 +348,7 @@ fn role_texts<'r>(
         turns.push((turn, class, text));
     }
     let skip = side.rendered_turns(prompt_name).min(turn.saturating_sub(1));
-    turns
-        .into_iter()
-        .filter(|&(t, _, _)| t > skip)
-        .map(|(_, role, text)| RoleText { role, text })
-        .collect()
+    turns.into_iter().filter(|&(t, _, _)| t > skip).map(|(_, role, text)| RoleText { role, text }).collect()
 }
 
 fn scan_texts(
@@ -436,41 +379,22 @@ fn scan_texts(
 }
 
 fn find_in_text(side: &PromptSide, text: &RoleText<'_>, scratch: &mut Scratch) {
-    let thresholds = RunThresholds {
-        min_words: side.options.min_run_words,
-        min_chars: side.options.min_run_chars,
-    };
+    let thresholds = RunThresholds { min_words: side.options.min_run_words, min_chars: side.options.min_run_chars };
     scratch.words.fill(text.text);
     scratch.runs.clear();
-    side.shingles.find_runs(
-        &scratch.words,
-        thresholds,
-        &mut scratch.run_scratch,
-        &mut scratch.runs,
-    );
+    side.shingles.find_runs(&scratch.words, thresholds, &mut scratch.run_scratch, &mut scratch.runs);
     for run in &scratch.runs {
         let example = side.shingles.texts()[run.text as usize].example;
-        let ev = Evidence {
-            shingle: 1,
-            longest_run_words: run.trace_words.len(),
-            ..Evidence::default()
-        };
+        let ev = Evidence { shingle: 1, longest_run_words: run.trace_words.len(), ..Evidence::default() };
         scratch.record_hits.push((example, text.role, ev));
     }
     scratch.entity_hits.clear();
-    side.entities
-        .find(text.text, &scratch.words, &mut scratch.entity_hits);
+    side.entities.find(text.text, &scratch.words, &mut scratch.entity_hits);
     for hit in &scratch.entity_hits {
         let entry = side.entities.entry(*hit);
         let ev = match entry.strength {
-            Strength::Strong => Evidence {
-                strong_entity: 1,
-                ..Evidence::default()
-            },
-            Strength::Weak => Evidence {
-                weak_entity: 1,
-                ..Evidence::default()
-            },
+            Strength::Strong => Evidence { strong_entity: 1, ..Evidence::default() },
+            Strength::Weak => Evidence { weak_entity: 1, ..Evidence::default() },
         };
         for &example in &entry.examples {
             scratch.record_hits.push((example, text.role, ev));
@@ -494,19 +418,11 @@ fn record_evidence(
     let per_tenant = tally.evidence.get_mut(tenant).expect("inserted above");
     for group in hits.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
         let (example, role, _) = group[0];
-        let mut ev = Evidence {
-            n_traces: 1,
-            ..Evidence::default()
-        };
+        let mut ev = Evidence { n_traces: 1, ..Evidence::default() };
         ev.shingle = u64::from(group.iter().any(|h| h.2.shingle > 0));
         ev.strong_entity = u64::from(group.iter().any(|h| h.2.strong_entity > 0));
-        ev.weak_entity =
-            u64::from(ev.strong_entity == 0 && group.iter().any(|h| h.2.weak_entity > 0));
-        ev.longest_run_words = group
-            .iter()
-            .map(|h| h.2.longest_run_words)
-            .max()
-            .unwrap_or(0);
+        ev.weak_entity = u64::from(ev.strong_entity == 0 && group.iter().any(|h| h.2.weak_entity > 0));
+        ev.longest_run_words = group.iter().map(|h| h.2.longest_run_words).max().unwrap_or(0);
         match (side.examples[example as usize].deployed_at, ts) {
             (Some(deploy), Some(t)) if t < deploy => ev.before_deploy = 1,
             (Some(_), Some(_)) => ev.after_deploy = 1,
