@@ -19,6 +19,9 @@ pub enum ScanError {
     },
     #[error("baseline: {0}")]
     Baseline(String),
+    /// The `[scan]` section of `promptctl.toml`.
+    #[error(transparent)]
+    Config(crate::diag::InputError),
 }
 
 fn position(line: Option<usize>, column: Option<usize>) -> String {

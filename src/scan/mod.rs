@@ -30,6 +30,7 @@
 //! See docs/scan.md for the rules, severities and algorithms.
 
 mod attribution;
+mod config;
 mod draft;
 mod engine;
 mod entities;
@@ -60,6 +61,7 @@ use std::io::Read;
 
 use jiff::Timestamp;
 
+pub use config::{PromptScope, ScanConfig};
 pub use error::ScanError;
 pub use identity::value_hmac;
 pub use model::{
