@@ -33,6 +33,15 @@ const BUNDLED: &[(&str, &str)] = &[
     ("prompts/support-reply.examples.yaml", include_str!("../../prompts/support-reply.examples.yaml")),
     ("prompts/triage.prompt", include_str!("../../prompts/triage.prompt")),
     ("prompts/extract-order.prompt", include_str!("../../prompts/extract-order.prompt")),
+    ("leak-scan/promptctl.toml", include_str!("../../fixtures/scan/promptctl.toml")),
+    ("leak-scan/prompts/support-reply.prompt", include_str!("../../fixtures/scan/prompts/support-reply.prompt")),
+    (
+        "leak-scan/prompts/support-reply.examples.yaml",
+        include_str!("../../fixtures/scan/prompts/support-reply.examples.yaml"),
+    ),
+    ("leak-scan/prompts/provenance.yaml", include_str!("../../fixtures/scan/prompts/provenance.yaml")),
+    ("leak-scan/prompts/order-lookup.prompt", include_str!("../../fixtures/scan/prompts/order-lookup.prompt")),
+    ("leak-scan/traces.jsonl", include_str!("../../fixtures/scan/traces.jsonl")),
 ];
 
 enum Step {
@@ -82,6 +91,13 @@ fn tour() -> Vec<Step> {
         Say("4. Labels keep their history", "Moving `production` records who, when, from and to."),
         Run(&["prompt", "label", "support-reply", "production", "--reason", "warmer sign-off approved"]),
         Run(&["prompt", "log", "support-reply"]),
+        Say(
+            "5. Scan few-shot examples for tenant data",
+            "A helpdesk's examples were mined from production tickets. The scan finds one tenant's ticket \
+             served to every tenant, and the model repeating it to two others; also a live API key. Only \
+             redacted previews and HMACs are printed. (Exit code 1: findings at or above `high`.)",
+        ),
+        Run(&["scan", "leak-scan", "--config", "leak-scan/promptctl.toml", "--traces", "leak-scan/traces.jsonl"]),
     ]
 }
 

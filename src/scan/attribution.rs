@@ -140,7 +140,7 @@ fn judge_example(
         );
         out.push(overlap_draft(side, example, "fewshot.entity_overlap", Severity::Medium, tenants, message));
     }
-    out.extend(provenance_mismatch(side, example, &p));
+    out.extend(provenance_mismatch(side, example, &p, evidence));
     out
 }
 
@@ -205,7 +205,12 @@ fn overlap_draft(
 
 /// An example declared synthetic, hand-written or public (or mined from another tenant) whose text
 /// overlaps with exactly one tenant's own data.
-fn provenance_mismatch(side: &PromptSide, example: &ExampleRef, p: &Parties<'_>) -> Option<Draft> {
+fn provenance_mismatch(
+    side: &PromptSide,
+    example: &ExampleRef,
+    p: &Parties<'_>,
+    evidence: &ExampleEvidence<'_>,
+) -> Option<Draft> {
     // Only traces from before the deploy can be where the text came from; a tenant quoting the example
     // back afterwards says nothing about its provenance.
     if p.origin.len() != 1 {
@@ -231,7 +236,13 @@ fn provenance_mismatch(side: &PromptSide, example: &ExampleRef, p: &Parties<'_>)
             entry.source.as_str()
         ),
     );
-    draft.tenants = vec![TenantHit { id: tenant.to_string(), role: Role::User.as_str().to_string(), n_traces: 0 }];
+    // The tenant's own traces that carry the text before deploy: the evidence behind "exclusively".
+    let n_traces = evidence
+        .iter()
+        .filter(|(t, role, _)| *t == tenant && matches!(role, Role::User | Role::Tool))
+        .map(|(_, _, ev)| ev.before_deploy + ev.unknown_time)
+        .sum();
+    draft.tenants = vec![TenantHit { id: tenant.to_string(), role: Role::User.as_str().to_string(), n_traces }];
     Some(draft)
 }
 

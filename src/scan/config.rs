@@ -56,6 +56,10 @@ pub struct PromptScope {
     pub scope: Vec<String>,
     #[serde(default)]
     pub rendered_turns: Option<usize>,
+    /// When the current examples went live (RFC 3339), for teams that deploy outside promptctl's labels;
+    /// otherwise the `production` label history says.
+    #[serde(default)]
+    pub deployed_at: Option<jiff::Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

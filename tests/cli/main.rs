@@ -1,5 +1,7 @@
 //! Integration tests: the real binary on fixture projects in temporary directories.
 
 mod common;
+mod demo;
 mod prompt;
+mod scan;
 mod state;
