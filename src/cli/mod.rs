@@ -5,7 +5,9 @@ pub mod error;
 pub mod output;
 
 mod init;
+pub mod portfolio;
 mod prompt;
+mod rollback;
 
 use std::process::ExitCode;
 
@@ -42,6 +44,10 @@ pub enum Command {
     Init(init::InitArgs),
     #[command(subcommand)]
     Prompt(prompt::PromptCommand),
+    /// Weighted prompt portfolios: set, show, assign, export, observe, rebalance
+    #[command(subcommand)]
+    Portfolio(portfolio::PortfolioCommand),
+    Rollback(rollback::RollbackArgs),
 }
 
 /// Parses the command line, runs the command, reports any error, and returns the exit code.
@@ -64,6 +70,8 @@ fn dispatch(ctx: &mut Context, command: Command) -> CmdResult {
     match command {
         Command::Init(args) => init::run(ctx, args),
         Command::Prompt(cmd) => prompt::run(ctx, cmd),
+        Command::Portfolio(cmd) => portfolio::run(ctx, cmd),
+        Command::Rollback(args) => rollback::run(ctx, args),
     }
 }
 
