@@ -265,8 +265,11 @@ fn settle_outcome(
             Value::String(obs.unit.clone())
         ));
     }
-    let matching: Vec<&&KnownExposure> =
+    // The same exposure can be both in the state and in this import (a re-import): one per variant.
+    let mut matching: Vec<&&KnownExposure> =
         earlier.iter().filter(|e| obs.variant.as_ref().is_none_or(|v| *v == e.variant)).collect();
+    matching.sort_by(|a, b| a.variant.cmp(&b.variant));
+    matching.dedup_by(|a, b| a.variant == b.variant);
     match matching.as_slice() {
         [] => Err(format!(
             "unit {} was exposed to {}, not to `{}`",

@@ -1,6 +1,8 @@
 //! The portfolio part of `promptctl demo`: three variants over two segments, two simulated weeks of
 //! outcomes with a rebalance after each, then a rollback plan. Everything runs against the store it is
-//! given (use a fresh temporary one) on a simulated clock starting at `start`, offline.
+//! given (use a fresh temporary one), offline. The simulated weeks start at the wall clock's now and run
+//! into the future: label moves are recorded at the wall clock, and the rollback's quarantine window
+//! starts at the label move, so the simulated traffic must come after it.
 
 use serde::Serialize;
 
@@ -63,9 +65,10 @@ rebalance:
   min_samples: 200
 ";
 
-/// Runs the tour. `store` should be empty; `start` is the simulated clock's first instant.
-pub fn portfolio_demo(store: &mut Store, start: jiff::Timestamp) -> Result<PortfolioDemo, CliError> {
+/// Runs the tour against an empty store.
+pub fn portfolio_demo(store: &mut Store) -> Result<PortfolioDemo, CliError> {
     let mut steps = Vec::new();
+    let start = jiff::Timestamp::now();
     let [classic, concise, current] = commit_versions(store)?;
     store.set_label("support-reply", "production", &current, ACTOR, Some("ship the new warm tone"))?;
     let text = PORTFOLIO.replace("concise-version", &concise).replace("classic-version", &classic);
@@ -206,8 +209,7 @@ mod tests {
     #[test]
     fn the_tour_rebalances_twice_and_plans_a_rollback() {
         let mut store = Store::open_in_memory().unwrap();
-        let start = jiff::Timestamp::from_second(1_790_000_000).unwrap();
-        let demo = portfolio_demo(&mut store, start).unwrap();
+        let demo = portfolio_demo(&mut store).unwrap();
         let titles: Vec<&str> = demo.steps.iter().map(|s| s.title.as_str()).collect();
         assert_eq!(titles.len(), 6, "{titles:?}");
         assert_eq!(store.portfolio_versions("support-reply").unwrap().len(), 3, "set + two rebalances");
