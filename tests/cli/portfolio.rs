@@ -735,3 +735,19 @@ fn observe_derives_outcomes_from_traces_and_eval_runs() {
         .unwrap();
     assert_eq!(metric, 1.0);
 }
+
+#[test]
+fn the_example_portfolios_in_the_repo_are_valid() {
+    let p = Project::with_prompts();
+    crate::common::copy_dir(&crate::common::repo_path("portfolios"), &p.path().join("portfolios"));
+    p.run(&["init"], 0);
+    p.run(&["prompt", "commit"], 0);
+    for prompt in ["support-reply", "triage", "extract-order"] {
+        p.run(&["prompt", "label", prompt, "production"], 0);
+        p.run(&["prompt", "label", prompt, "candidate"], 0);
+        let set = p.json(&["portfolio", "set", &format!("portfolios/{prompt}.yaml")]);
+        assert_eq!(set["changed"], true, "{prompt}");
+        let exported = p.run(&["portfolio", "export", prompt, "--growthbook"], 0).0;
+        assert!(exported.contains("\"hashVersion\": 2"), "{prompt}");
+    }
+}
