@@ -363,7 +363,8 @@ pub fn baseline_actions(baselines: &[Baseline], bad: &str) -> Vec<Action> {
                 detail,
                 flag: flag.iter().map(|b| b.id).collect(),
                 restore: restore.map(|b| b.id),
-                deactivate: Vec::new(),
+                // The active bad baseline, which an undo makes active again.
+                deactivate: rows.iter().filter(|b| b.active && is_bad(b)).map(|b| b.id).collect(),
             }
         })
         .collect()
@@ -433,28 +434,27 @@ pub fn undo_plan(input: UndoInput<'_>) -> RollbackPlan {
                     });
                 }
             }
-            Action::EvalBaseline { suite, flag, restore, .. } => {
+            Action::EvalBaseline { suite, flag, restore, deactivate, .. } => {
                 let flagged_now: Vec<i64> = flag
                     .iter()
                     .copied()
                     .filter(|id| input.baselines.iter().any(|b| b.id == *id && b.flagged))
                     .collect();
-                let newest = flagged_now.iter().copied().max();
-                let restored_active: Vec<i64> = restore
-                    .iter()
-                    .copied()
-                    .filter(|id| input.baselines.iter().any(|b| b.id == *id && b.active))
-                    .collect();
+                // Reinstate the baseline the rollback deactivated, unless a newer baseline has been recorded
+                // since (the one the rollback restored is no longer active).
+                let restored_still_active =
+                    restore.is_none_or(|id| input.baselines.iter().any(|b| b.id == id && b.active));
+                let reactivate = deactivate.first().copied().filter(|_| restored_still_active);
                 actions.push(Action::EvalBaseline {
                     suite: suite.clone(),
                     detail: format!(
                         "unflag {}; reactivate {}",
                         flagged_now.iter().map(|id| format!("#{id}")).collect::<Vec<_>>().join(", "),
-                        newest.map_or("none".to_string(), |id| format!("#{id}"))
+                        reactivate.map_or("none (a newer baseline is active)".to_string(), |id| format!("#{id}"))
                     ),
                     flag: flagged_now,
-                    restore: if restored_active.is_empty() && restore.is_some() { None } else { newest },
-                    deactivate: restored_active,
+                    restore: reactivate,
+                    deactivate: if reactivate.is_some() { restore.iter().copied().collect() } else { Vec::new() },
                 });
             }
             _ => {}

@@ -614,8 +614,7 @@ rebalance:
         let text = FILE.replace(", weight: 0.5 }", " }");
         let e = parse(&text).unwrap_err();
         assert!(e.message.contains("default segment is required"), "{e}");
-        let with_default =
-            text.replace("rebalance:", "  - name: default\n    weights: { control: 1 }\nrebalance:");
+        let with_default = text.replace("rebalance:", "  - name: default\n    weights: { control: 1 }\nrebalance:");
         let p = parse(&with_default).unwrap().portfolio;
         assert_eq!(p.segments[1].weights, [1.0, 0.0]);
     }
