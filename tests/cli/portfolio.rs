@@ -751,3 +751,57 @@ fn the_example_portfolios_in_the_repo_are_valid() {
         assert!(exported.contains("\"hashVersion\": 2"), "{prompt}");
     }
 }
+
+/// `fixtures/growthbook-export.json` holds what the official GrowthBook JS SDK (1.8.0) served for two
+/// exported portfolios (see `fixtures/growthbook-export.js`). The payload must still be what promptctl
+/// exports for those files, and `assign` must give every unit the variant the SDK gave it.
+#[test]
+fn the_export_serves_the_same_variants_in_the_real_growthbook_sdk() {
+    use promptctl::portfolio::assign::Assigner;
+    use promptctl::portfolio::export::growthbook_payload;
+    use promptctl::portfolio::spec::ParsedFile;
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::common::repo_path("tests/cli/fixtures/growthbook-export.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(fixture["sdk"].as_str().unwrap().starts_with("@growthbook/growthbook 1.8"));
+    let versions = fixture["versions"].as_object().unwrap();
+    let mut compared = 0;
+    for entry in fixture["portfolios"].as_array().unwrap() {
+        let yaml = entry["yaml"].as_str().unwrap();
+        let resolve = |_: &str, r: &str| Ok(versions.get(r).and_then(Value::as_str).unwrap_or(r).to_string());
+        let portfolio = ParsedFile::parse(yaml, "fixture.yaml", false).unwrap().resolve(resolve).unwrap().0;
+        assert_eq!(
+            numbers_as_f64(&growthbook_payload(&portfolio)),
+            numbers_as_f64(&entry["payload"]),
+            "the export changed; regenerate the fixture"
+        );
+        let assigner = Assigner::new(&portfolio).unwrap();
+        let units: Vec<&str> = entry["units"].as_array().unwrap().iter().map(|u| u.as_str().unwrap()).collect();
+        for case in entry["cases"].as_array().unwrap() {
+            let attrs: BTreeMap<String, String> = case["attrs"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            for (unit, served) in units.iter().zip(case["served"].as_array().unwrap()) {
+                let placed = assigner.place(unit, &attrs);
+                let variant = placed.variant.map(|v| portfolio.variants[v].key.as_str());
+                assert_eq!(variant, served.as_str(), "{} {unit:?} {attrs:?}", portfolio.name);
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 2 * 16 * 205);
+}
+
+/// JavaScript wrote `100.0` back as `100`; compare numbers by value.
+fn numbers_as_f64(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => json!(n.as_f64().unwrap()),
+        Value::Array(items) => Value::Array(items.iter().map(numbers_as_f64).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), numbers_as_f64(v))).collect()),
+        other => other.clone(),
+    }
+}
