@@ -17,9 +17,12 @@ where
 /// Rewrites serde's "unknown field `x`, expected one of `a`, `b`" (and "expected `a` or `b`") into a
 /// message that names the nearest valid key first. Other messages pass through unchanged.
 pub fn explain_unknown_field(message: &str) -> String {
-    let Some(rest) = message.trim().strip_prefix("unknown field `") else {
-        return message.trim().to_string();
+    let message = message.trim();
+    // serde_norway prefixes nested errors with their path: `cases[0]: unknown field …`.
+    let Some(start) = message.find("unknown field `") else {
+        return message.to_string();
     };
+    let (prefix, rest) = (&message[..start], &message[start + "unknown field `".len()..]);
     let Some((field, expected)) = rest.split_once('`') else {
         return message.trim().to_string();
     };
@@ -28,7 +31,7 @@ pub fn explain_unknown_field(message: &str) -> String {
         Some(near) => format!("; did you mean `{near}`?"),
         None => String::new(),
     };
-    format!("unknown key `{field}`{hint} (valid keys: {})", valid.join(", "))
+    format!("{prefix}unknown key `{field}`{hint} (valid keys: {})", valid.join(", "))
 }
 
 /// Levenshtein distance over chars.

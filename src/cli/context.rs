@@ -9,6 +9,7 @@ use super::error::CliError;
 use super::output::{ColorChoice, Format, Messages, Output};
 use crate::config::{self, Config};
 use crate::diag::read_text_file;
+use crate::pricing::{OverrideError, PriceBook};
 use crate::store::{OpenMode, Store};
 
 /// Flags accepted before or after any subcommand.
@@ -48,9 +49,15 @@ impl Context {
         let cwd =
             std::env::current_dir().map_err(|e| CliError::input(format!("cannot read the current directory: {e}")))?;
         let root = find_project_root(&cwd);
+        Ok(Context::in_dir(global, cwd, root))
+    }
+
+    /// A context rooted at `root`, as if the command ran there (the demo runs commands in a temporary
+    /// project this way).
+    pub fn in_dir(global: GlobalArgs, cwd: PathBuf, root: PathBuf) -> Context {
         let out = Output::new(global.format, global.color);
         let msg = Messages::new(global.quiet, global.color);
-        Ok(Context { global, out, msg, cwd, root })
+        Context { global, out, msg, cwd, root }
     }
 
     /// The project root: the nearest directory upwards with `promptctl.toml`, else the git work-tree root,
@@ -86,6 +93,22 @@ impl Context {
         let shown = self.display_path(&path);
         let text = read_text_file(&path, &shown)?;
         Ok(Config::parse(&text, &shown)?)
+    }
+
+    /// The price book in force: the embedded one, plus `[pricing] overrides` from `promptctl.toml`
+    /// (a path relative to that file's directory).
+    pub fn price_book(&self) -> Result<std::borrow::Cow<'static, PriceBook>, CliError> {
+        let config = self.config()?;
+        let Some(overrides) = config.pricing.overrides else {
+            return Ok(std::borrow::Cow::Borrowed(PriceBook::embedded()));
+        };
+        let path = self.root.join(&overrides);
+        let book = PriceBook::with_overrides(&path).map_err(|e| match e {
+            OverrideError::Read { .. } => CliError::input(format!("{}: {e}", config::FILE_NAME))
+                .with_hint("fix `[pricing] overrides` in promptctl.toml (relative to its directory)"),
+            OverrideError::Invalid(sheet) => CliError::input(sheet.to_string()),
+        })?;
+        Ok(std::borrow::Cow::Owned(book))
     }
 
     /// A path as the user would type it: relative to the current directory when below it.

@@ -4,6 +4,7 @@ pub mod context;
 pub mod error;
 pub mod output;
 
+mod demo;
 mod init;
 pub mod portfolio;
 mod prompt;
@@ -42,6 +43,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Init(init::InitArgs),
+    Demo(demo::DemoArgs),
     #[command(subcommand)]
     Prompt(prompt::PromptCommand),
     /// Weighted prompt portfolios: set, show, assign, export, observe, rebalance
@@ -69,6 +71,7 @@ pub fn main() -> ExitCode {
 fn dispatch(ctx: &mut Context, command: Command) -> CmdResult {
     match command {
         Command::Init(args) => init::run(ctx, args),
+        Command::Demo(args) => demo::run(ctx, args),
         Command::Prompt(cmd) => prompt::run(ctx, cmd),
         Command::Portfolio(cmd) => portfolio::run(ctx, cmd),
         Command::Rollback(args) => rollback::run(ctx, args),

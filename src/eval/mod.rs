@@ -1,1 +1,3 @@
+pub mod assert;
 pub mod stats;
+pub mod suite;

@@ -26,6 +26,7 @@ fn commit_log_show_and_label_human_output() {
         insta::assert_snapshot!("prompt_log_human", p.run(&["prompt", "log", "support-reply"], 0).0);
         insta::assert_snapshot!("prompt_show_human", p.run(&["prompt", "show", "triage"], 0).0);
         insta::assert_json_snapshot!("prompt_log_json", p.json(&["prompt", "log", "support-reply"]));
+        insta::assert_json_snapshot!("prompt_show_json", p.json(&["prompt", "show", "support-reply@production"]));
     });
 }
 
@@ -153,7 +154,8 @@ fn diff_between_versions_matches_the_contract() {
         insta::assert_snapshot!(
             "prompt_diff_human",
             p.run(&["prompt", "diff", "support-reply@~1", "support-reply@~0"], 0).0
-        )
+        );
+        insta::assert_json_snapshot!("prompt_diff_json", doc);
     });
 }
 

@@ -8,10 +8,12 @@ use super::super::context::Context;
 use super::super::error::{CliError, CmdResult, Exit};
 use super::super::output::Style;
 use super::{PromptRef, find_working_file, prompt_from_stored, resolve};
+use crate::pricing::{Billing, PriceBook, Tier};
 use crate::prompt::Prompt;
 use crate::prompt::diff::{ExampleChange, ParamChange, SetChange, diff};
 use crate::store::{OpenMode, Store};
 use crate::tokens::{count_messages, tokenizer_for};
+use crate::trace::model::Usage;
 
 /// Compare two versions, or a version and the working file
 #[derive(Debug, Args)]
@@ -128,11 +130,12 @@ pub fn run(ctx: &mut Context, args: DiffArgs) -> CmdResult {
     let from_tokens = fixed_tokens(Some(&mut store), &from.prompt)?;
     let to_tokens = fixed_tokens(Some(&mut store), &to.prompt)?;
     let differs = !structural.is_empty();
+    let book = ctx.price_book()?;
     let report = Report {
         schema: "promptctl.prompt-diff/v1",
         cost_per_1k_calls_usd: Costs {
-            from: input_cost_per_1k_calls(&from.prompt, from_tokens.tokens),
-            to: input_cost_per_1k_calls(&to.prompt, to_tokens.tokens),
+            from: input_cost_per_1k_calls(&book, &from.prompt, from_tokens.tokens),
+            to: input_cost_per_1k_calls(&book, &to.prompt, to_tokens.tokens),
         },
         tokens: Tokens {
             encoding: to_tokens.encoding,
@@ -192,9 +195,14 @@ fn side_title(info: &SideInfo) -> String {
     }
 }
 
-/// List-price cost of the fixed input tokens, per 1,000 calls; None when the model has no price.
-fn input_cost_per_1k_calls(_prompt: &Prompt, _tokens: u64) -> Option<f64> {
-    None
+/// List-price cost of the fixed input tokens, per 1,000 calls, at today's prices; None when the model has no
+/// price (never $0).
+fn input_cost_per_1k_calls(book: &PriceBook, prompt: &Prompt, tokens: u64) -> Option<f64> {
+    let today = jiff::tz::Offset::UTC.to_datetime(jiff::Timestamp::now()).date();
+    let quote = book.quote(prompt.model()?, today).ok()?;
+    let usage = Usage::from_inclusive(tokens * 1000, 0, 0, 0, 0);
+    let cost = quote.row.cost(&usage, Billing { tier: Tier::Standard, long_context: false }).ok()?;
+    Some(cost.total.round_to(6))
 }
 
 fn print_human(ctx: &mut Context, r: &Report, encoding: &str) -> std::io::Result<()> {

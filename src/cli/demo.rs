@@ -1,0 +1,164 @@
+//! `promptctl demo`: the whole tour, offline, in a temporary project, in seconds.
+//!
+//! Each step runs a real command through the same dispatch as the command line, in a temporary directory
+//! holding the bundled example files, against a temporary state file.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser};
+
+use super::context::Context;
+use super::error::{CliError, CmdResult, Exit};
+use super::output::Style;
+use super::{Cli, dispatch};
+
+/// Run the whole tour on bundled examples, offline, in a temporary state file
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The tour commits and diffs a prompt, renders and labels it. Nothing outside a temporary directory is
+read or written, and no network is used.
+
+Examples:
+  promptctl demo
+  promptctl demo --keep     # keep the temporary project to explore it afterwards")]
+pub struct DemoArgs {
+    /// Keep the temporary project directory and print where it is
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// The repository's example files, bundled so the demo works from any directory.
+const BUNDLED: &[(&str, &str)] = &[
+    ("prompts/support-reply.prompt", include_str!("../../prompts/support-reply.prompt")),
+    ("prompts/support-reply.examples.yaml", include_str!("../../prompts/support-reply.examples.yaml")),
+    ("prompts/triage.prompt", include_str!("../../prompts/triage.prompt")),
+    ("prompts/extract-order.prompt", include_str!("../../prompts/extract-order.prompt")),
+];
+
+enum Step {
+    /// A heading and what the step shows.
+    Say(&'static str, &'static str),
+    /// A command, as a user would type it after `promptctl`.
+    Run(&'static [&'static str]),
+    /// A change to a file in the project, described.
+    Edit(&'static str, fn(&Path) -> std::io::Result<()>),
+}
+
+fn tour() -> Vec<Step> {
+    use Step::*;
+    vec![
+        Say(
+            "1. Version prompts",
+            "Every .prompt file gets a content-addressed version id; unchanged files are skipped.",
+        ),
+        Run(&["init"]),
+        Run(&["prompt", "commit", "-m", "first version"]),
+        Run(&["prompt", "label", "support-reply", "production", "--reason", "initial release"]),
+        Say(
+            "2. Change a prompt and review the diff",
+            "A reviewer sees the text diff plus what it changes: model, variables, examples, tokens and cost.",
+        ),
+        Edit(
+            "switch support-reply to gpt-4.1-mini, sign off with the agent's name, add an example",
+            edit_support_reply,
+        ),
+        Run(&["prompt", "diff", "support-reply"]),
+        Run(&["prompt", "commit", "-m", "bigger model, named sign-off"]),
+        Say(
+            "3. Render what a call sends",
+            "Rendering is strict: a variable that is missing is an error, not an empty string.",
+        ),
+        Run(&[
+            "prompt",
+            "render",
+            "support-reply",
+            "--var",
+            "message=My blender arrived with a cracked jar.",
+            "--var",
+            "order_id=5521",
+            "--var",
+            "agent_name=Sam",
+        ]),
+        Say("4. Labels keep their history", "Moving `production` records who, when, from and to."),
+        Run(&["prompt", "label", "support-reply", "production", "--reason", "warmer sign-off approved"]),
+        Run(&["prompt", "log", "support-reply"]),
+    ]
+}
+
+fn edit_support_reply(root: &Path) -> std::io::Result<()> {
+    let path = root.join("prompts/support-reply.prompt");
+    let text = std::fs::read_to_string(&path)?
+        .replace("model: openai:gpt-4o-mini", "model: openai:gpt-4.1-mini")
+        .replace("- Do not mention that you are an AI unless asked.", "- Do not mention that you are an AI unless asked.\n- Sign off as {{ agent_name }} from the Acme support team.");
+    std::fs::write(&path, text)?;
+    let examples = root.join("prompts/support-reply.examples.yaml");
+    let mut text = std::fs::read_to_string(&examples)?;
+    text.push_str("- id: ex-04\n  input: \"The handle of my kettle came loose after two days.\"\n  output: \"That shouldn't happen after two days — I'm sorry. Please send a photo of the handle and we'll ship a replacement kettle today, no need to return the old one.\"\n");
+    std::fs::write(&examples, text)
+}
+
+pub fn run(ctx: &mut Context, args: DemoArgs) -> CmdResult {
+    let dir = tempfile::Builder::new().prefix("promptctl-demo-").tempdir()?;
+    let root = dir.path().to_path_buf();
+    write_bundled(&root)?;
+    std::fs::create_dir_all(root.join(".promptctl"))?;
+    let state = root.join(".promptctl").join("state.db");
+    for step in tour() {
+        match step {
+            Step::Say(title, what) => {
+                ctx.out.line("")?;
+                ctx.out.line(&ctx.out.paint(Style::Bold, &format!("━━ {title}")))?;
+                ctx.out.line(&ctx.out.paint(Style::Dim, what))?;
+            }
+            Step::Edit(what, edit) => {
+                ctx.out.line(&ctx.out.paint(Style::Cyan, &format!("(editing: {what})")))?;
+                edit(&root)?;
+            }
+            Step::Run(command) => run_step(ctx, &root, &state, command)?,
+        }
+    }
+    ctx.out.line("")?;
+    if args.keep {
+        let kept = dir.keep();
+        ctx.out.line(&format!("The demo project is in {}; its state file is .promptctl/state.db.", kept.display()))?;
+    } else {
+        ctx.out.line("Done. Run `promptctl demo --keep` to keep the temporary project and explore it.")?;
+    }
+    Ok(Exit::Ok)
+}
+
+fn write_bundled(root: &Path) -> std::io::Result<()> {
+    for (path, text) in BUNDLED {
+        let target = root.join(path);
+        std::fs::create_dir_all(target.parent().expect("bundled paths have a directory"))?;
+        std::fs::write(target, text)?;
+    }
+    Ok(())
+}
+
+/// Runs one command in the demo project, echoing it first. Its output goes to the demo's stdout.
+fn run_step(ctx: &mut Context, root: &Path, state: &Path, command: &[&str]) -> Result<(), CliError> {
+    ctx.out.line(&ctx.out.paint(Style::Yellow, &format!("$ promptctl {}", shell_words(command))))?;
+    let argv = std::iter::once("promptctl").chain(command.iter().copied());
+    let cli =
+        Cli::try_parse_from(argv).map_err(|e| CliError::input(format!("demo step is not a valid command: {e}")))?;
+    let mut global = cli.global;
+    global.state = Some(PathBuf::from(state));
+    global.format = ctx.global.format;
+    global.color = ctx.global.color;
+    ctx.out.flush()?;
+    let mut step_ctx = Context::in_dir(global, root.to_path_buf(), root.to_path_buf());
+    let exit = dispatch(&mut step_ctx, cli.command)?;
+    step_ctx.out.flush()?;
+    if exit != Exit::Ok {
+        ctx.out.line(&format!("(exit code {})", exit as u8))?;
+    }
+    Ok(())
+}
+
+fn shell_words(words: &[&str]) -> String {
+    let quote = |w: &&str| {
+        if w.chars().any(|c| c.is_whitespace() || "\"'$`\\".contains(c)) { format!("\"{w}\"") } else { w.to_string() }
+    };
+    words.iter().map(quote).collect::<Vec<_>>().join(" ")
+}
