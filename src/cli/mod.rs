@@ -6,7 +6,9 @@ pub mod output;
 
 mod demo;
 mod init;
+pub mod portfolio;
 mod prompt;
+mod rollback;
 mod scan;
 
 use std::process::ExitCode;
@@ -46,6 +48,10 @@ pub enum Command {
     #[command(subcommand)]
     Prompt(prompt::PromptCommand),
     Scan(scan::ScanArgs),
+    /// Weighted prompt portfolios: set, show, assign, export, observe, rebalance
+    #[command(subcommand)]
+    Portfolio(portfolio::PortfolioCommand),
+    Rollback(rollback::RollbackArgs),
 }
 
 /// Parses the command line, runs the command, reports any error, and returns the exit code.
@@ -70,6 +76,8 @@ fn dispatch(ctx: &mut Context, command: Command) -> CmdResult {
         Command::Demo(args) => demo::run(ctx, args),
         Command::Prompt(cmd) => prompt::run(ctx, cmd),
         Command::Scan(args) => scan::run(ctx, args),
+        Command::Portfolio(cmd) => portfolio::run(ctx, cmd),
+        Command::Rollback(args) => rollback::run(ctx, args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod common;
 mod demo;
+mod portfolio;
 mod prompt;
 mod scan;
 mod state;
