@@ -51,6 +51,8 @@ enum Step {
     Run(&'static [&'static str]),
     /// A change to a file in the project, described.
     Edit(&'static str, fn(&Path) -> std::io::Result<()>),
+    /// Simulated weeks of portfolio traffic in a state file of their own (see `portfolio::demo`).
+    PortfolioWeeks,
 }
 
 fn tour() -> Vec<Step> {
@@ -92,7 +94,14 @@ fn tour() -> Vec<Step> {
         Run(&["prompt", "label", "support-reply", "production", "--reason", "warmer sign-off approved"]),
         Run(&["prompt", "log", "support-reply"]),
         Say(
-            "5. Scan few-shot examples for tenant data",
+            "5. Treat prompts as a portfolio",
+            "Three variants of a support prompt over two customer segments: two simulated weeks of outcomes, \
+             a Thompson-sampling rebalance after each (with a sample-ratio check first), then the plan for \
+             rolling back the variant that lost, which also reaches caches, conversations, baselines and cohorts.",
+        ),
+        PortfolioWeeks,
+        Say(
+            "6. Scan few-shot examples for tenant data",
             "A helpdesk's examples were mined from production tickets. The scan finds one tenant's ticket \
              served to every tenant, and the model repeating it to two others; also a live API key. Only \
              redacted previews and HMACs are printed. (Exit code 1: findings at or above `high`.)",
@@ -131,6 +140,7 @@ pub fn run(ctx: &mut Context, args: DemoArgs) -> CmdResult {
                 edit(&root)?;
             }
             Step::Run(command) => run_step(ctx, &root, &state, command)?,
+            Step::PortfolioWeeks => portfolio_weeks(ctx, &root)?,
         }
     }
     ctx.out.line("")?;
@@ -141,6 +151,17 @@ pub fn run(ctx: &mut Context, args: DemoArgs) -> CmdResult {
         ctx.out.line("Done. Run `promptctl demo --keep` to keep the temporary project and explore it.")?;
     }
     Ok(Exit::Ok)
+}
+
+fn portfolio_weeks(ctx: &mut Context, root: &Path) -> Result<(), CliError> {
+    let path = root.join(".promptctl").join("portfolio-demo.db");
+    let mut store = crate::store::Store::open(&path, crate::store::OpenMode::CreateIfMissing, false)?;
+    let demo = super::portfolio::demo::portfolio_demo(&mut store)?;
+    for step in demo.steps {
+        ctx.out.line(&ctx.out.paint(Style::Yellow, &format!("· {} (simulated)", step.title)))?;
+        ctx.out.line(&step.summary)?;
+    }
+    Ok(())
 }
 
 fn write_bundled(root: &Path) -> std::io::Result<()> {

@@ -12,6 +12,8 @@ fn the_demo_runs_every_step_and_succeeds() {
         "tokens     312 → 376",
         "Sign off as Sam from the Acme support team.",
         "production: 6be73ea5beac →",
+        "portfolio rebalance --apply (week 2)",
+        "cohort_quarantine: exclude",
         "fewshot.tenant_overlap [ex-04]",
         "emitted to globex, initech after deploy (exposure)",
         "Done.",
