@@ -5,6 +5,7 @@
 //! two processes opening a fresh file at the same moment serialize instead of failing.
 
 mod audit;
+mod eval;
 mod prompts;
 mod tokens;
 
@@ -14,10 +15,15 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 pub use audit::AuditEvent;
+pub use eval::{EvalRunRow, NewEvalRun, StoredSample, StoredSampleDetail};
 pub use prompts::{CommitRecord, LabelEvent, NewCommit, StoredVersion};
 
 /// Migrations in order; schema version N is the state after applying the first N.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql"), include_str!("migrations/0002_eval.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_eval.sql"),
+    include_str!("migrations/0003_eval_runs.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
