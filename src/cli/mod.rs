@@ -5,8 +5,10 @@ pub mod error;
 pub mod output;
 
 mod demo;
+mod eval;
 mod init;
 mod prompt;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -22,6 +24,7 @@ Examples:
   promptctl init
   promptctl prompt commit -m \"first version\"
   promptctl prompt diff support-reply
+  promptctl eval run evals/triage.yaml
   promptctl demo
 
 Documentation: docs/ in the repository, one page per command group.";
@@ -44,6 +47,12 @@ pub enum Command {
     Demo(demo::DemoArgs),
     #[command(subcommand)]
     Prompt(prompt::PromptCommand),
+    /// N-of-K evals: run suites, resume, show, list, regrade, baseline
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
+    /// The local OpenAI/Anthropic-compatible simulator
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
 }
 
 /// Parses the command line, runs the command, reports any error, and returns the exit code.
@@ -67,6 +76,8 @@ fn dispatch(ctx: &mut Context, command: Command) -> CmdResult {
         Command::Init(args) => init::run(ctx, args),
         Command::Demo(args) => demo::run(ctx, args),
         Command::Prompt(cmd) => prompt::run(ctx, cmd),
+        Command::Eval(cmd) => eval::run(ctx, cmd),
+        Command::Sim(cmd) => sim::run(ctx, cmd),
     }
 }
 
