@@ -26,11 +26,14 @@ pub enum CallCost {
     Unpriced,
 }
 
+/// Rows in force by (provider, model, day); None = no price.
+type PriceCache = HashMap<(String, String, Date), Option<PriceRow>>;
+
 /// A price book shared by the runner's tasks, with lookups cached per model and day.
 #[derive(Clone)]
 pub struct Prices {
     book: Book,
-    cache: Arc<Mutex<HashMap<(String, String, Date), Option<PriceRow>>>>,
+    cache: Arc<Mutex<PriceCache>>,
 }
 
 #[derive(Clone)]
@@ -203,7 +206,12 @@ mod tests {
         Prices::new(std::borrow::Cow::Borrowed(PriceBook::embedded()))
     }
 
-    fn facts(provider: &'static str, model: &'static str, usage: Option<Usage>, status: RequestStatus) -> CallFacts<'static> {
+    fn facts(
+        provider: &'static str,
+        model: &'static str,
+        usage: Option<Usage>,
+        status: RequestStatus,
+    ) -> CallFacts<'static> {
         CallFacts {
             provider,
             model,

@@ -71,7 +71,7 @@ pub fn status_label(status: CaseStatus) -> &'static str {
 pub fn format_usd(usd: Option<f64>) -> String {
     match usd {
         None => "unknown".into(),
-        Some(v) if v == 0.0 => "$0".into(),
+        Some(0.0) => "$0".into(),
         Some(v) if v < 0.01 => format!("${v:.6}"),
         Some(v) => format!("${v:.4}"),
     }
@@ -232,7 +232,10 @@ fn test_case(report: &EvalReport, case: &CaseReport, samples: &[&SampleDetail]) 
     test.set_classname(report.suite.as_str());
     test.set_assertions(samples.iter().map(|s| s.checks.len()).sum());
     test.add_property(Property::new("status", case.status.as_str()));
-    test.add_property(Property::new("flaky", matches!(case.status, CaseStatus::PassFlaky | CaseStatus::FailFlaky).to_string()));
+    test.add_property(Property::new(
+        "flaky",
+        matches!(case.status, CaseStatus::PassFlaky | CaseStatus::FailFlaky).to_string(),
+    ));
     test.add_property(Property::new("passed", case.passed.to_string()));
     test.add_property(Property::new("failed", case.failed.to_string()));
     test.add_property(Property::new("errors", case.errors.to_string()));

@@ -82,7 +82,9 @@ impl RunDefinition {
             .iter()
             .flat_map(|c| c.assert.iter())
             .filter_map(|a| match a {
-                AssertionSpec::LlmJudge { provider, .. } => Some(provider.clone().unwrap_or_else(|| self.provider.id.clone())),
+                AssertionSpec::LlmJudge { provider, .. } => {
+                    Some(provider.clone().unwrap_or_else(|| self.provider.id.clone()))
+                }
                 _ => None,
             })
             .collect()
@@ -169,7 +171,12 @@ fn check_required_variables(case: &Case, prompt: &Prompt) -> Result<(), InputErr
     let (path, line) = locate(&case.origin);
     let mut error = InputError::new(
         path,
-        format!("case `{}` does not set the required variable(s) {} of prompt `{}`", case.id, missing.join(", "), prompt.name()),
+        format!(
+            "case `{}` does not set the required variable(s) {} of prompt `{}`",
+            case.id,
+            missing.join(", "),
+            prompt.name()
+        ),
     )
     .with_hint("add them under the case's `vars:`, or mark them optional (`type?`) in the prompt's `input:`");
     error.line = line;

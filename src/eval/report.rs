@@ -298,17 +298,23 @@ impl CaseAcc {
         let (passed, failed, errors) = (count(Outcome::Pass), count(Outcome::Fail), count(Outcome::Error));
         let done = passed + failed + errors;
         let missing = k - done;
-        let status = n_of_k
-            .and_then(|n| n.classify(passed, errors + missing).ok())
-            .unwrap_or(if passed == k { CaseStatus::Pass } else { CaseStatus::Fail });
+        let status = n_of_k.and_then(|n| n.classify(passed, errors + missing).ok()).unwrap_or(if passed == k {
+            CaseStatus::Pass
+        } else {
+            CaseStatus::Fail
+        });
         let judged = u64::from(passed + failed);
         let per_k = |f: fn(u64, u64, u64) -> Result<f64, crate::stats::StatsError>| {
-            KMap((1..=k)
-                .map(|kk| {
-                    let v = (u64::from(kk) <= judged).then(|| f(judged, u64::from(passed), u64::from(kk)).ok()).flatten();
-                    (kk, v.map(round6))
-                })
-                .collect())
+            KMap(
+                (1..=k)
+                    .map(|kk| {
+                        let v = (u64::from(kk) <= judged)
+                            .then(|| f(judged, u64::from(passed), u64::from(kk)).ok())
+                            .flatten();
+                        (kk, v.map(round6))
+                    })
+                    .collect(),
+            )
         };
         CaseReport {
             id: info.id.clone(),
@@ -486,7 +492,8 @@ mod tests {
         samples.extend(pattern("c", &[Fail, Fail, Fail, Fail, Fail]));
         samples.extend(pattern("d", &[Pass, Pass, Pass, Error, Error]));
         let usage = Usage::from_inclusive(1000, 0, 0, 100, 0);
-        let requests = vec![request("r-1/a/0", 1, None), request("r-1/a/0", 2, Some(usage)), request("r-1/b/1", 1, Some(usage))];
+        let requests =
+            vec![request("r-1/a/0", 1, None), request("r-1/a/0", 2, Some(usage)), request("r-1/b/1", 1, Some(usage))];
         let report = build(&run(), &cases, &samples, &requests, &prices());
         let status: Vec<CaseStatus> = report.cases.iter().map(|c| c.status).collect();
         assert_eq!(status, [CaseStatus::Pass, CaseStatus::PassFlaky, CaseStatus::Fail, CaseStatus::Error]);
@@ -504,7 +511,10 @@ mod tests {
         assert_eq!(report.summary.requests, 3);
         assert_eq!(report.summary.retries, 1);
         assert_eq!(report.summary.sample_errors, 2);
-        assert_eq!((report.summary.pass, report.summary.pass_flaky, report.summary.fail, report.summary.error), (1, 1, 1, 1));
+        assert_eq!(
+            (report.summary.pass, report.summary.pass_flaky, report.summary.fail, report.summary.error),
+            (1, 1, 1, 1)
+        );
         assert!(!report.gate.passed);
         assert_eq!(report.gate.reason.as_deref(), Some("1 case below 4-of-5; 1 case undecided (provider errors)"));
         let json = serde_json::to_value(&report).unwrap();
@@ -522,6 +532,9 @@ mod tests {
         let report = build(&facts, &cases, &samples, &[], &prices());
         assert_eq!(report.cases[0].missing, 3);
         assert_eq!(report.cases[0].status, CaseStatus::Error);
-        assert_eq!(report.gate.reason.as_deref(), Some("1 case undecided (samples missing); stopped by --max-cost: 3 of 5 samples not run"));
+        assert_eq!(
+            report.gate.reason.as_deref(),
+            Some("1 case undecided (samples missing); stopped by --max-cost: 3 of 5 samples not run")
+        );
     }
 }

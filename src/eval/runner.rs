@@ -421,7 +421,18 @@ async fn run_sample(shared: &Shared, case_index: usize, sample: u32) -> Write {
         Some(output) => output.to_string(),
         None => {
             let partial = last.map(|a| a.output.clone()).filter(|o| !o.is_empty());
-            return sample_write(shared, case, sample, Outcome::Error, partial, checks, attempts, rows, final_row, &completion);
+            return sample_write(
+                shared,
+                case,
+                sample,
+                Outcome::Error,
+                partial,
+                checks,
+                attempts,
+                rows,
+                final_row,
+                &completion,
+            );
         }
     };
     let observed_cost = if main_cost.usage_missing == 0 { main_cost.total() } else { None };

@@ -417,9 +417,11 @@ impl Store {
         let now = now_rfc3339();
         self.write(|tx| {
             let previous: Option<String> = tx
-                .query_row("SELECT run_id FROM baseline WHERE suite = ?1 AND active = 1 ORDER BY id DESC LIMIT 1", [suite], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT run_id FROM baseline WHERE suite = ?1 AND active = 1 ORDER BY id DESC LIMIT 1",
+                    [suite],
+                    |r| r.get(0),
+                )
                 .optional()?;
             tx.execute("UPDATE baseline SET active = 0 WHERE suite = ?1 AND active = 1", [suite])?;
             tx.execute(
@@ -434,9 +436,11 @@ impl Store {
     /// The suite's active baseline run, if any.
     pub fn eval_baseline(&self, suite: &str) -> Result<Option<String>, StoreError> {
         self.conn
-            .query_row("SELECT run_id FROM baseline WHERE suite = ?1 AND active = 1 ORDER BY id DESC LIMIT 1", [suite], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT run_id FROM baseline WHERE suite = ?1 AND active = 1 ORDER BY id DESC LIMIT 1",
+                [suite],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -616,7 +620,13 @@ mod tests {
             sample,
             outcome,
             output: Some("hello there".into()),
-            checks: vec![Check { kind: "contains".into(), passed: true, detail: String::new(), rubric: None, judge: None }],
+            checks: vec![Check {
+                kind: "contains".into(),
+                passed: true,
+                detail: String::new(),
+                rubric: None,
+                judge: None,
+            }],
             attempts: rows.len() as u32,
             rows,
             final_row,
@@ -655,7 +665,10 @@ mod tests {
         store
             .write_eval_batch(
                 "r-1",
-                &[record("a", 0, Outcome::Pass, a0), Write::Interrupted(vec![row("r-1/a/1", 1, RequestStatus::Aborted)])],
+                &[
+                    record("a", 0, Outcome::Pass, a0),
+                    Write::Interrupted(vec![row("r-1/a/1", 1, RequestStatus::Aborted)]),
+                ],
             )
             .unwrap();
         let run = store.eval_run("r-1").unwrap().unwrap();
@@ -675,7 +688,9 @@ mod tests {
         // An error sample is replaced by a later verdict.
         store.write_eval_batch("r-1", &[record("a", 1, Outcome::Error, vec![])]).unwrap();
         assert_eq!(store.eval_run("r-1").unwrap().unwrap().sample_errors, 1);
-        store.write_eval_batch("r-1", &[record("a", 1, Outcome::Fail, vec![row("r-1/a/1", 2, RequestStatus::Ok)])]).unwrap();
+        store
+            .write_eval_batch("r-1", &[record("a", 1, Outcome::Fail, vec![row("r-1/a/1", 2, RequestStatus::Ok)])])
+            .unwrap();
         let run = store.eval_run("r-1").unwrap().unwrap();
         assert_eq!((run.samples_done, run.sample_errors), (2, 0));
         store.finish_eval_run("r-1", "partial", Some("budget"), 1500).unwrap();

@@ -54,7 +54,13 @@ pub fn run(ctx: &mut Context, args: BaselineArgs) -> CmdResult {
         .with_hint(format!("finish it first: promptctl eval resume {}", run.run_id)));
     }
     let who = actor();
-    let previous = store.set_eval_baseline(&suite, &run.run_id, run.prompt_name.as_deref(), run.prompt_version.as_deref(), &who)?;
+    let previous = store.set_eval_baseline(
+        &suite,
+        &run.run_id,
+        run.prompt_name.as_deref(),
+        run.prompt_version.as_deref(),
+        &who,
+    )?;
     store.audit(
         &who,
         "eval.baseline",

@@ -58,7 +58,9 @@ pub(crate) fn find_run(store: &Store, reference: &str) -> Result<EvalRunRow, Cli
     let candidates = store.eval_run_ids_with_prefix(reference)?;
     match candidates.as_slice() {
         [one] => store.eval_run(one)?.ok_or_else(|| CliError::state(format!("run {one} vanished"))),
-        [] => Err(CliError::input(format!("no eval run `{reference}`")).with_hint("list runs with `promptctl eval list`")),
+        [] => {
+            Err(CliError::input(format!("no eval run `{reference}`")).with_hint("list runs with `promptctl eval list`"))
+        }
         many => Err(CliError::input(format!("`{reference}` matches {} runs", many.len()))
             .with_hint(format!("candidates: {}", many.join(", ")))),
     }
@@ -81,7 +83,12 @@ pub(crate) fn effective_status(ctx: &Context, run: &EvalRunRow) -> (String, Opti
 }
 
 /// Builds a run's report from the state, as `eval run`, `eval resume` and `eval show` print it.
-pub(crate) fn build_report(ctx: &Context, store: &Store, run: &EvalRunRow, prices: &Prices) -> Result<EvalReport, CliError> {
+pub(crate) fn build_report(
+    ctx: &Context,
+    store: &Store,
+    run: &EvalRunRow,
+    prices: &Prices,
+) -> Result<EvalReport, CliError> {
     let def = definition(run)?;
     let (status, stop_reason) = effective_status(ctx, run);
     let facts = RunFacts {
@@ -143,7 +150,12 @@ pub struct ReportFiles {
 }
 
 /// Prints the report and writes the report files.
-pub(crate) fn publish(ctx: &mut Context, store: &Store, report: &EvalReport, files: &ReportFiles) -> Result<(), CliError> {
+pub(crate) fn publish(
+    ctx: &mut Context,
+    store: &Store,
+    report: &EvalReport,
+    files: &ReportFiles,
+) -> Result<(), CliError> {
     if ctx.out.is_human() {
         render::print_report(ctx, report)?;
     } else {

@@ -53,7 +53,10 @@ pub fn run(ctx: &mut Context, args: RegradeArgs) -> CmdResult {
     let shown = ctx.display_path(&path);
     let suite = suite::load(&path, &shown)?;
     if suite.name != source.suite {
-        ctx.msg.warn(&format!("{shown} is suite `{}`, the run is of `{}`; matching cases by id", suite.name, source.suite));
+        ctx.msg.warn(&format!(
+            "{shown} is suite `{}`, the run is of `{}`; matching cases by id",
+            suite.name, source.suite
+        ));
     }
     let new_specs: HashMap<&str, &Vec<AssertionSpec>> =
         suite.cases.iter().map(|c| (c.id.as_str(), &c.assertion_specs)).collect();
@@ -76,14 +79,13 @@ pub fn run(ctx: &mut Context, args: RegradeArgs) -> CmdResult {
     let mut flips = 0;
     for sample in stored {
         let Some(assertions) = compiled.get(&sample.detail.case_id) else { continue };
-        let (outcome, checks) = grade(&sample, assertions, &def.provider.id)
-            .map_err(|rubric| {
-                CliError::input(format!(
-                    "case `{}` has an llm-judge rubric the run never judged: {rubric:?}",
-                    sample.detail.case_id
-                ))
-                .with_hint("a regrade makes no provider calls; run the suite to judge a new rubric")
-            })?;
+        let (outcome, checks) = grade(&sample, assertions, &def.provider.id).map_err(|rubric| {
+            CliError::input(format!(
+                "case `{}` has an llm-judge rubric the run never judged: {rubric:?}",
+                sample.detail.case_id
+            ))
+            .with_hint("a regrade makes no provider calls; run the suite to judge a new rubric")
+        })?;
         if outcome != sample.detail.outcome {
             flips += 1;
         }
@@ -136,17 +138,17 @@ pub fn run(ctx: &mut Context, args: RegradeArgs) -> CmdResult {
 
 /// The new verdict of a stored sample. Samples that ended in a provider error stay errors. Err names a
 /// judge rubric with no stored verdict.
-fn grade(sample: &StoredSampleDetail, assertions: &[Assertion], main_provider: &str) -> Result<(Outcome, Vec<Check>), String> {
+fn grade(
+    sample: &StoredSampleDetail,
+    assertions: &[Assertion],
+    main_provider: &str,
+) -> Result<(Outcome, Vec<Check>), String> {
     let d = &sample.detail;
     let Some(output) = d.output.as_deref().filter(|_| d.outcome != Outcome::Error) else {
         return Ok((Outcome::Error, d.checks.clone()));
     };
-    let observation = Observation {
-        output,
-        output_tokens: sample.output_tokens,
-        latency_ms: d.latency_ms,
-        cost: sample.cost,
-    };
+    let observation =
+        Observation { output, output_tokens: sample.output_tokens, latency_ms: d.latency_ms, cost: sample.cost };
     let mut outcome = Outcome::Pass;
     let mut checks = Vec::with_capacity(assertions.len());
     for assertion in assertions {
@@ -157,19 +159,16 @@ fn grade(sample: &StoredSampleDetail, assertions: &[Assertion], main_provider: &
                 let judge = provider.clone().unwrap_or_else(|| main_provider.to_string());
                 d.checks
                     .iter()
-                    .find(|c| c.rubric.as_deref() == Some(rubric.as_str()) && c.judge.as_deref().is_none_or(|j| j == judge))
+                    .find(|c| {
+                        c.rubric.as_deref() == Some(rubric.as_str()) && c.judge.as_deref().is_none_or(|j| j == judge)
+                    })
                     .cloned()
                     .ok_or_else(|| rubric.clone())?
             }
         };
         if !check.passed {
-            outcome = if check.kind == "llm-judge" && check.detail.starts_with("judge call failed") {
-                Outcome::Error
-            } else if outcome == Outcome::Error {
-                Outcome::Error
-            } else {
-                Outcome::Fail
-            };
+            let judge_failed = check.kind == "llm-judge" && check.detail.starts_with("judge call failed");
+            outcome = if judge_failed || outcome == Outcome::Error { Outcome::Error } else { Outcome::Fail };
         }
         checks.push(check);
     }

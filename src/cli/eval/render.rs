@@ -42,7 +42,8 @@ pub(super) fn print_report(ctx: &mut Context, report: &EvalReport) -> std::io::R
     let color = ctx.out.color;
     ctx.out.line(&ctx.out.paint(Style::Bold, &header(report)))?;
     ctx.out.line("")?;
-    let mut t = table(&["case", "status", "samples", "passed", "pass@1", "95% CI", "retries", "cost", "p50 latency"], color);
+    let mut t =
+        table(&["case", "status", "samples", "passed", "pass@1", "95% CI", "retries", "cost", "p50 latency"], color);
     for c in &report.cases {
         t.add_row(case_row(report, c, color));
     }
@@ -60,7 +61,9 @@ pub(super) fn print_report(ctx: &mut Context, report: &EvalReport) -> std::io::R
     ))?;
     let judged = s.samples_done - s.sample_errors;
     let rate = match (s.sample_pass_rate, s.wilson) {
-        (Some(r), Some(w)) => format!("{} passed ({}, 95% CI {}–{})", (r * judged as f64).round(), pct(r), pct(w.lower), pct(w.upper)),
+        (Some(r), Some(w)) => {
+            format!("{} passed ({}, 95% CI {}–{})", (r * judged as f64).round(), pct(r), pct(w.lower), pct(w.upper))
+        }
         _ => "none with a verdict".into(),
     };
     let cost = match (s.cost_usd, s.usage_missing) {
@@ -87,7 +90,9 @@ pub(super) fn print_report(ctx: &mut Context, report: &EvalReport) -> std::io::R
     for c in report.failing_cases() {
         let advice = match c.status {
             CaseStatus::Fail => "no sample passed: deterministic, rerunning will not help".to_string(),
-            CaseStatus::FailFlaky => format!("{} of {} passed: flaky, fix it rather than rerun it", c.passed, report.samples),
+            CaseStatus::FailFlaky => {
+                format!("{} of {} passed: flaky, fix it rather than rerun it", c.passed, report.samples)
+            }
             _ if c.errors > 0 => format!("{} samples ended in provider errors: undecided", c.errors),
             _ => format!("{} samples not run: undecided", c.missing),
         };

@@ -58,7 +58,10 @@ pub fn run(ctx: &mut Context, args: ResumeArgs) -> CmdResult {
     let mut store = ctx.open_store(OpenMode::MustExist)?;
     let run = find_run(&store, &args.run)?;
     if run.regraded_from.is_some() {
-        return Err(CliError::input(format!("{} is a regrade: it made no calls and has nothing to resume", run.run_id)));
+        return Err(CliError::input(format!(
+            "{} is a regrade: it made no calls and has nothing to resume",
+            run.run_id
+        )));
     }
     let state = ctx.state_path().0;
     let Some(_lock) = RunLock::acquire(&state, &run.run_id)

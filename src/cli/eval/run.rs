@@ -117,8 +117,7 @@ pub fn run(ctx: &mut Context, args: RunArgs) -> CmdResult {
         concurrency,
         providers.main.id()
     ));
-    let todo: Vec<(usize, u32)> =
-        (0..def.cases.len()).flat_map(|c| (0..samples).map(move |s| (c, s))).collect();
+    let todo: Vec<(usize, u32)> = (0..def.cases.len()).flat_map(|c| (0..samples).map(move |s| (c, s))).collect();
     let spec = SessionSpec {
         run_id: &run_id,
         def: &def,
@@ -150,7 +149,8 @@ pub(super) fn find_suite(ctx: &Context, arg: &str) -> Result<PathBuf, CliError> 
             return Ok(path);
         }
     }
-    Err(CliError::input(format!("{arg}: file not found")).with_hint("pass a suite file, or the name of one under evals/"))
+    Err(CliError::input(format!("{arg}: file not found"))
+        .with_hint("pass a suite file, or the name of one under evals/"))
 }
 
 fn check_n_of_k(samples: u32, require: u32) -> Result<(), CliError> {
@@ -165,8 +165,8 @@ fn check_n_of_k(samples: u32, require: u32) -> Result<(), CliError> {
 }
 
 pub(super) fn parse_usd(text: &str) -> Result<Usd, CliError> {
-    let usd = Usd::parse_decimal(text.trim_start_matches('$'), 0)
-        .map_err(|e| CliError::input(format!("--max-cost: {e}")))?;
+    let usd =
+        Usd::parse_decimal(text.trim_start_matches('$'), 0).map_err(|e| CliError::input(format!("--max-cost: {e}")))?;
     if usd <= Usd::ZERO {
         return Err(CliError::input("--max-cost must be a positive amount of US dollars"));
     }
@@ -174,9 +174,7 @@ pub(super) fn parse_usd(text: &str) -> Result<Usd, CliError> {
 }
 
 fn load_prompt(ctx: &Context, store: &crate::store::Store, suite: &Suite) -> Result<Prompt, CliError> {
-    let located = |e: CliError| {
-        CliError { message: format!("{}: prompt: {}", suite.path, e.message), ..e }
-    };
+    let located = |e: CliError| CliError { message: format!("{}: prompt: {}", suite.path, e.message), ..e };
     match &suite.prompt {
         PromptSpec::Ref { name, reference } => {
             let resolved = resolve(store, name, reference.as_deref()).map_err(located)?;
@@ -214,7 +212,12 @@ fn frontmatter_name(text: &str) -> Option<String> {
         .map(|v| v.trim().trim_matches(['"', '\'']).to_string())
 }
 
-fn provider_settings(ctx: &Context, args: &RunArgs, suite: &Suite, prompt: &Prompt) -> Result<ProviderSettings, CliError> {
+fn provider_settings(
+    ctx: &Context,
+    args: &RunArgs,
+    suite: &Suite,
+    prompt: &Prompt,
+) -> Result<ProviderSettings, CliError> {
     let from_suite = suite.provider.clone();
     let id = match (&args.provider, &from_suite, prompt.model()) {
         (Some(id), _, _) => id.clone(),
@@ -226,7 +229,8 @@ fn provider_settings(ctx: &Context, args: &RunArgs, suite: &Suite, prompt: &Prom
         })?,
     };
     let parsed: ProviderId = id.parse().map_err(|e| CliError::input(format!("provider: {e}")))?;
-    let same_kind = from_suite.as_ref().and_then(|s| s.id.parse::<ProviderId>().ok()).is_some_and(|s| s.kind == parsed.kind);
+    let same_kind =
+        from_suite.as_ref().and_then(|s| s.id.parse::<ProviderId>().ok()).is_some_and(|s| s.kind == parsed.kind);
     let spec = from_suite.filter(|_| same_kind || args.provider.is_none());
     Ok(ProviderSettings {
         id,

@@ -12,7 +12,9 @@ use super::super::error::{CliError, Exit};
 use crate::eval::cost::Prices;
 use crate::eval::export::format_usd;
 use crate::eval::plan::{ProviderSettings, RunDefinition};
-use crate::eval::runner::{self, Budget, NoProgress, Progress, Providers, RunCase, RunConfig, Sink, SinkFailed, Stop, Tally};
+use crate::eval::runner::{
+    self, Budget, NoProgress, Progress, Providers, RunCase, RunConfig, Sink, SinkFailed, Stop, Tally,
+};
 use crate::eval::sample::Write;
 use crate::money::Usd;
 use crate::provider::{Cancel, Client, ProviderConfig, ProviderId, RetryPolicy, Timeouts};
@@ -114,7 +116,9 @@ pub(super) fn check_prices(
         .with_hint("add its price to a [pricing] overrides file (docs/pricing.md)")
         .with_hint("or pass --allow-unpriced to run without enforcing the budget for unpriced calls")),
         Some(_) => {
-            ctx.msg.warn(&format!("{names} has no price: --max-cost is not enforced for its calls, and costs show as unknown"));
+            ctx.msg.warn(&format!(
+                "{names} has no price: --max-cost is not enforced for its calls, and costs show as unknown"
+            ));
             Ok(())
         }
         None => {
@@ -279,10 +283,7 @@ fn explain_stop(
         }
     }
     if stop != Some(Stop::ProviderErrors) && stop != Some(Stop::Interrupted) && tally.errors > 0 {
-        ctx.msg.note(&format!(
-            "{} samples ended in provider errors; `{resume}` runs them again",
-            tally.errors
-        ));
+        ctx.msg.note(&format!("{} samples ended in provider errors; `{resume}` runs them again", tally.errors));
     }
     Ok(())
 }

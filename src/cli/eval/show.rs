@@ -136,7 +136,9 @@ fn group(runs: &[SampleView]) -> Vec<Group> {
         let failed: Vec<Check> = r.checks.iter().filter(|c| !c.passed).cloned().collect();
         match groups.iter_mut().find(|g| g.output == r.output && g.outcome == r.outcome && g.failed == failed) {
             Some(g) => g.samples.push(r.sample),
-            None => groups.push(Group { samples: vec![r.sample], outcome: r.outcome, output: r.output.clone(), failed }),
+            None => {
+                groups.push(Group { samples: vec![r.sample], outcome: r.outcome, output: r.output.clone(), failed })
+            }
         }
     }
     groups.sort_by(|a, b| b.samples.len().cmp(&a.samples.len()).then(a.samples[0].cmp(&b.samples[0])));
@@ -146,7 +148,11 @@ fn group(runs: &[SampleView]) -> Vec<Group> {
 /// Distinct outputs side by side (up to four); more are listed one under the other.
 const SIDE_BY_SIDE: usize = 4;
 
-fn print_case(ctx: &mut Context, report: &crate::eval::report::EvalReport, doc: &CaseDocument<'_>) -> std::io::Result<()> {
+fn print_case(
+    ctx: &mut Context,
+    report: &crate::eval::report::EvalReport,
+    doc: &CaseDocument<'_>,
+) -> std::io::Result<()> {
     let case = doc.case;
     ctx.out.line(&ctx.out.paint(Style::Dim, &header(report)))?;
     let status = ctx.out.paint(status_style(case.status), status_label(case.status));
@@ -164,7 +170,9 @@ fn print_case(ctx: &mut Context, report: &crate::eval::report::EvalReport, doc: 
     ctx.out.line(&format!("{} {status} · {stats}", ctx.out.paint(Style::Bold, &case.id)))?;
     let explain = match case.status {
         crate::eval::stats::CaseStatus::Fail => "every sample failed: a deterministic failure, rerunning will not help",
-        crate::eval::stats::CaseStatus::FailFlaky => "some samples pass, too few: flaky — the prompt is unreliable here",
+        crate::eval::stats::CaseStatus::FailFlaky => {
+            "some samples pass, too few: flaky — the prompt is unreliable here"
+        }
         crate::eval::stats::CaseStatus::PassFlaky => "meets N-of-K, but not every sample passed: flaky",
         crate::eval::stats::CaseStatus::Error => "provider errors (or samples not run) leave it undecided",
         crate::eval::stats::CaseStatus::Pass => "every sample passed",
@@ -214,11 +222,8 @@ fn print_case(ctx: &mut Context, report: &crate::eval::report::EvalReport, doc: 
             ctx.out.line("")?;
         }
     }
-    let latencies: Vec<String> = doc
-        .runs
-        .iter()
-        .map(|r| format!("#{} {}", r.sample, r.latency_ms.map_or("-".into(), format_ms)))
-        .collect();
+    let latencies: Vec<String> =
+        doc.runs.iter().map(|r| format!("#{} {}", r.sample, r.latency_ms.map_or("-".into(), format_ms))).collect();
     ctx.out.line("")?;
     ctx.out.line(&ctx.out.paint(Style::Dim, &format!("latency: {}", latencies.join(" · "))))?;
     Ok(())
