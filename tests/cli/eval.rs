@@ -638,3 +638,16 @@ fn sim_serve_prints_where_it_listens_and_evals_run_against_it() {
     let (_, stderr) = p.run(&["sim", "serve", "--error-rate", "2"], 2);
     assert!(stderr.contains("error-rate must be between 0 and 1"), "{stderr}");
 }
+
+#[test]
+fn the_demo_shows_n_of_k_telling_flaky_from_deterministic() {
+    let p = Project::empty();
+    let output = p.cmd().arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("$ promptctl eval run evals/triage.yaml --base-url http://127.0.0.1:"), "{stdout}");
+    assert!(stdout.contains("unrecognised-charge  fail (deterministic)  ✗✗✗✗✗"), "{stdout}");
+    assert!(stdout.contains("fail-flaky") && stdout.contains("pass-flaky"), "{stdout}");
+    assert!(stdout.contains("× fail (samples") && stdout.contains("5 × fail (samples 0, 1, 2, 3, 4)"), "{stdout}");
+    assert!(stdout.contains("gate: FAILED"), "{stdout}");
+}

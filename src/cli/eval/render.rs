@@ -72,12 +72,12 @@ pub(super) fn print_report(ctx: &mut Context, report: &EvalReport) -> std::io::R
     };
     let span = s.request_span_ms.map_or(String::new(), |ms| format!(" (requests {})", format_ms(ms)));
     ctx.out.line(&format!(
-        "samples: {}/{} done, {rate}{} · {} requests · {} retries · {cost} · {}{span}",
+        "samples: {}/{} done, {rate}{} · {} · {} · {cost} · {}{span}",
         s.samples_done,
         s.samples_total,
         if s.sample_errors > 0 { format!(", {} provider errors", s.sample_errors) } else { String::new() },
-        s.requests,
-        s.retries,
+        count(s.requests, "request", "requests"),
+        count(s.retries, "retry", "retries"),
         format_ms(s.wall_ms),
     ))?;
     let gate = if report.gate.passed {
@@ -128,4 +128,8 @@ fn case_row(report: &EvalReport, c: &CaseReport, color: bool) -> Vec<Cell> {
         Cell::new(cost),
         Cell::new(c.latency_ms.p50.map_or("-".into(), |ms| format_ms(ms.round() as u64))),
     ]
+}
+
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
