@@ -285,7 +285,8 @@ fn bench_promptfoo(bencher: Bencher, label: &'static str, latency_ms: u64, w: Wo
         let wall = started.elapsed();
         let stdout = String::from_utf8_lossy(&output.stdout);
         let samples = (w.cases as u64) * u64::from(w.samples);
-        let passed = stdout.lines().find(|l| l.contains("Successes") || l.contains("passed")).unwrap_or("").trim().to_string();
+        let passed =
+            stdout.lines().find(|l| l.contains("Successes") || l.contains("passed")).unwrap_or("").trim().to_string();
         eprintln!(
             "\n{label}: {samples} samples · wall {:.0} ms · {:.0} samples/s · exit {:?} · {passed}",
             wall.as_secs_f64() * 1000.0,

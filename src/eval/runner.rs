@@ -403,8 +403,8 @@ async fn run_sample(shared: &Shared, case_index: usize, sample: u32) -> Write {
     let case = &shared.cases[case_index];
     let request = &case.def.request;
     let logical = logical_id(&config.run_id, &case.def.id, sample);
-    let completion = shared.providers.main.complete(request, &shared.cancel).await;
-    let mut rows = keyed_rows(&completion, request, &logical, config);
+    let mut completion = shared.providers.main.complete(request, &shared.cancel).await;
+    let mut rows = keyed_rows(&mut completion, request, &logical, config);
     if completion.cancelled {
         return Write::Interrupted(rows);
     }
@@ -459,9 +459,9 @@ async fn run_sample(shared: &Shared, case_index: usize, sample: u32) -> Write {
         let judge_request = ChatRequest::new(judge_messages(rubric, &request.messages, &output))
             .param("temperature", 0)
             .param("max_tokens", JUDGE_MAX_TOKENS);
-        let judged = client.complete(&judge_request, &shared.cancel).await;
+        let mut judged = client.complete(&judge_request, &shared.cancel).await;
         let judge_logical = format!("{logical}/judge-{index}");
-        rows.extend(keyed_rows(&judged, &judge_request, &judge_logical, config));
+        rows.extend(keyed_rows(&mut judged, &judge_request, &judge_logical, config));
         if judged.cancelled {
             return Write::Interrupted(rows);
         }
@@ -547,12 +547,17 @@ fn sample_write(
 
 /// The attempts of a call as request rows keyed `<logical>/<attempt>`, numbered after any attempts of
 /// the same logical request stored by an earlier session.
-fn keyed_rows(completion: &Completion, request: &ChatRequest, logical: &str, config: &RunConfig) -> Vec<KeyedRow> {
+/// The checkpoints move into the rows rather than being copied (a streamed reply has dozens).
+fn keyed_rows(completion: &mut Completion, request: &ChatRequest, logical: &str, config: &RunConfig) -> Vec<KeyedRow> {
     let before = config.attempts_before.get(logical).copied().unwrap_or(0);
+    let provider = completion.provider.clone();
     completion
-        .request_rows(request, logical)
-        .into_iter()
-        .map(|mut row| {
+        .attempts
+        .iter_mut()
+        .map(|attempt| {
+            let stream = std::mem::take(&mut attempt.stream);
+            let mut row = attempt.request_row(&provider, request, logical);
+            row.stream = stream;
             row.attempt += before;
             row.prompt_name = Some(config.prompt.name.clone());
             row.prompt_version = Some(config.prompt.version.clone());

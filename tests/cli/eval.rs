@@ -651,3 +651,27 @@ fn the_demo_shows_n_of_k_telling_flaky_from_deterministic() {
     assert!(stdout.contains("× fail (samples") && stdout.contains("5 × fail (samples 0, 1, 2, 3, 4)"), "{stdout}");
     assert!(stdout.contains("gate: FAILED"), "{stdout}");
 }
+
+#[test]
+fn an_anthropic_endpoint_works_end_to_end_with_normalized_cache_usage() {
+    let sim = Sim::scripted(GREETINGS);
+    let long_system = "You are a support agent for Acme. ".repeat(40);
+    let text = suite(&sim.url, 3, 3, &[("refund", "I want a refund", "refund")], "")
+        .replace("sim:gpt-4o-mini", "anthropic:claude-sonnet-4-5")
+        .replace("You are a support agent.", &long_system);
+    let p = project_with(&text);
+    let report = run_json(&p, &["eval", "run", "evals/small.yaml", "--concurrency", "1"], 0);
+    let case = &report["cases"][0];
+    assert_eq!(case["status"], "pass");
+    assert_eq!(report["provider"], "anthropic:claude-sonnet-4-5");
+    assert!(case["tokens"]["cached"].as_u64().unwrap() > 0, "the repeated prefix is read from the cache: {case}");
+    assert!(case["cost_usd"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        sql(
+            &p,
+            "SELECT count(*) FROM request WHERE provider = 'anthropic' AND usage_source = 'provider'
+                 AND input_total = input_uncached + cache_read + cache_write_5m + cache_write_1h"
+        ),
+        3
+    );
+}

@@ -27,8 +27,15 @@ impl RunLock {
     /// Takes the lock of `run_id`; None when another process holds it.
     pub fn acquire(state: &Path, run_id: &str) -> io::Result<Option<RunLock>> {
         let path = lock_path(state, run_id);
-        std::fs::create_dir_all(lock_dir(state))?;
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        let mut tries = 0;
+        // Another run finishing at this moment may remove the (then empty) directory in between.
+        let file = loop {
+            std::fs::create_dir_all(lock_dir(state))?;
+            match OpenOptions::new().create(true).truncate(false).write(true).open(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 5 => tries += 1,
+                opened => break opened?,
+            }
+        };
         match file.try_lock() {
             Ok(()) => Ok(Some(RunLock { path, file })),
             Err(TryLockError::WouldBlock) => Ok(None),

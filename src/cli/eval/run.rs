@@ -107,10 +107,7 @@ pub fn run(ctx: &mut Context, args: RunArgs) -> CmdResult {
     let prices = prices(ctx)?;
     let providers = session::providers(&def, None, prices.clone())?;
     session::check_prices(ctx, &providers, budget, args.allow_unpriced)?;
-    let run_id = record_run(&mut store, &def, budget)?;
-    let state = ctx.state_path().0;
-    let _lock = RunLock::acquire(&state, &run_id)
-        .map_err(|e| CliError::state(format!("cannot create the run's lock file next to {}: {e}", state.display())))?;
+    let (run_id, _lock) = record_run(ctx, &mut store, &def, budget)?;
     ctx.msg.note(&format!(
         "run {run_id}: {} cases × {samples} samples ({require} must pass), {} at a time, {}",
         def.cases.len(),
@@ -242,11 +239,24 @@ fn provider_settings(
     })
 }
 
-/// Records the run (status `running`) before any request; picks another id on the rare collision.
-fn record_run(store: &mut crate::store::Store, def: &RunDefinition, budget: Option<Usd>) -> Result<String, CliError> {
+/// Records the run (status `running`) before any request, holding its lock from before the record
+/// exists (so `eval list` never sees it without a live process); picks another id on a collision.
+fn record_run(
+    ctx: &Context,
+    store: &mut crate::store::Store,
+    def: &RunDefinition,
+    budget: Option<Usd>,
+) -> Result<(String, RunLock), CliError> {
     let suite_json = serde_json::to_string(def).map_err(|e| CliError::input(format!("cannot store the suite: {e}")))?;
+    let state = ctx.state_path().0;
     for _ in 0..16 {
         let run_id = new_run_id();
+        let Some(lock) = RunLock::acquire(&state, &run_id).map_err(|e| {
+            CliError::state(format!("cannot create the run's lock file next to {}: {e}", state.display()))
+        })?
+        else {
+            continue;
+        };
         let inserted = store.insert_eval_run(&NewEvalRun {
             run_id: &run_id,
             suite: &def.suite,
@@ -264,7 +274,7 @@ fn record_run(store: &mut crate::store::Store, def: &RunDefinition, budget: Opti
             regraded_from: None,
         })?;
         if inserted {
-            return Ok(run_id);
+            return Ok((run_id, lock));
         }
     }
     Err(CliError::state("could not find a free run id"))
