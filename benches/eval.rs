@@ -104,6 +104,8 @@ fn write_suite(dir: &Path, url: &str, w: Workload) -> PathBuf {
 struct Measured {
     wall: Duration,
     span_ms: u64,
+    /// Median over cases of each case's median request latency: what the server really took.
+    latency_p50_ms: f64,
     samples: u64,
     peak_rss_kib: u64,
 }
@@ -155,8 +157,12 @@ fn run_promptctl(dir: &Path, suite: &Path) -> Measured {
     let summary = &report["summary"];
     assert_eq!(summary["samples_done"], summary["samples_total"], "every sample persisted");
     let _ = std::fs::remove_file(&state);
+    let mut p50s: Vec<f64> =
+        report["cases"].as_array().unwrap().iter().filter_map(|c| c["latency_ms"]["p50"].as_f64()).collect();
+    p50s.sort_by(f64::total_cmp);
     Measured {
         wall,
+        latency_p50_ms: p50s.get(p50s.len() / 2).copied().unwrap_or(0.0),
         span_ms: summary["request_span_ms"].as_u64().unwrap(),
         samples: summary["samples_done"].as_u64().unwrap(),
         peak_rss_kib: peak,
@@ -180,7 +186,13 @@ fn report(label: &str, w: Workload, latency_ms: u64, m: &Measured) {
         m.peak_rss_kib as f64 / 1024.0,
     );
     if latency_ms > 0 {
-        line.push_str(&format!(" · span/ideal {:.3} (ideal {ideal} ms)", m.span_ms as f64 / ideal as f64));
+        let waves = total.div_ceil(u64::from(w.concurrency)) as f64;
+        line.push_str(&format!(
+            " · span/ideal {:.3} (ideal {ideal} ms) · request p50 {:.0} ms, span/(waves × p50) {:.3}",
+            m.span_ms as f64 / ideal as f64,
+            m.latency_p50_ms,
+            m.span_ms as f64 / (waves * m.latency_p50_ms)
+        ));
     }
     eprintln!("\n{line}");
 }
