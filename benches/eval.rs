@@ -135,8 +135,14 @@ fn wait_with_peak_rss(mut child: Child) -> (std::process::ExitStatus, u64, Strin
 
 fn run_promptctl(dir: &Path, suite: &Path) -> Measured {
     let state = dir.join(format!("state-{}.db", rand_suffix()));
-    let status =
-        Command::new(BIN).current_dir(dir).arg("--state").arg(&state).arg("init").stdout(Stdio::null()).status().unwrap();
+    let status = Command::new(BIN)
+        .current_dir(dir)
+        .arg("--state")
+        .arg(&state)
+        .arg("init")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
     assert!(status.success());
     let started = Instant::now();
     let child = Command::new(BIN)
