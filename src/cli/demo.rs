@@ -15,8 +15,10 @@ use super::{Cli, dispatch};
 /// Run the whole tour on bundled examples, offline, in a temporary state file
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The tour commits and diffs a prompt, renders and labels it. Nothing outside a temporary directory is
-read or written, and no network is used.
+The tour commits and diffs a prompt, renders and labels it, then runs an N-of-K eval of the triage
+prompt against the in-process simulator (a scripted model on 127.0.0.1 that is right on most tickets,
+flaky on a few and always wrong on one) and shows how N-of-K tells flaky from deterministic. Nothing
+outside a temporary directory is read or written, and nothing leaves the machine.
 
 Examples:
   promptctl demo
@@ -42,7 +44,15 @@ const BUNDLED: &[(&str, &str)] = &[
     ("leak-scan/prompts/provenance.yaml", include_str!("../../fixtures/scan/prompts/provenance.yaml")),
     ("leak-scan/prompts/order-lookup.prompt", include_str!("../../fixtures/scan/prompts/order-lookup.prompt")),
     ("leak-scan/traces.jsonl", include_str!("../../fixtures/scan/traces.jsonl")),
+    ("evals/triage.yaml", include_str!("../../evals/triage.yaml")),
+    ("evals/sim/triage.yaml", TRIAGE_SCENARIO),
 ];
+
+/// The scripted model the eval step runs against.
+const TRIAGE_SCENARIO: &str = include_str!("../../evals/sim/triage.yaml");
+
+/// Written in a command where the in-process simulator's base URL goes.
+const SIM_URL: &str = "{sim}";
 
 enum Step {
     /// A heading and what the step shows.
@@ -94,14 +104,39 @@ fn tour() -> Vec<Step> {
         Run(&["prompt", "label", "support-reply", "production", "--reason", "warmer sign-off approved"]),
         Run(&["prompt", "log", "support-reply"]),
         Say(
-            "5. Treat prompts as a portfolio",
+            "5. Evals: N-of-K, not one lucky run",
+            "Each of 20 tickets is triaged 5 times by a simulated model; a case passes when 4 of 5 samples do.\n\
+             ✓✓✓✓✓ pass · ✓✓✗✓✓ pass-flaky · ✓✗✓✗✗ fail-flaky · ✗✗✗✗✗ fail: deterministic, a rerun cannot fix it.\n\
+             A single rerun would have turned some flaky failures green and hidden them; the deterministic\n\
+             failure would fail every time. Every sample, retries included, is a stored trace.",
+        ),
+        Run(&["eval", "run", "evals/triage.yaml", "--base-url", SIM_URL]),
+        Say(
+            "6. A flaky case: the K outputs side by side",
+            "Identical outputs are grouped; each group shows the assertion that failed it.",
+        ),
+        Run(&["eval", "show", "latest", "--case", "third-contact"]),
+        Say(
+            "7. A deterministic failure",
+            "Every sample gives the same wrong answer: the prompt's rule about unrecognised charges is not followed.\n\
+             Fix the prompt; rerunning would only spend money on the same answer.",
+        ),
+        Run(&["eval", "show", "latest", "--case", "unrecognised-charge"]),
+        Say(
+            "8. Runs are resumable and listed",
+            "A run is recorded before its first request and each sample is committed as it finishes, so a\n\
+             killed run repeats nothing; `eval resume RUN_ID` runs only what is missing.",
+        ),
+        Run(&["eval", "list"]),
+        Say(
+            "9. Treat prompts as a portfolio",
             "Three variants of a support prompt over two customer segments: two simulated weeks of outcomes, \
              a Thompson-sampling rebalance after each (with a sample-ratio check first), then the plan for \
              rolling back the variant that lost, which also reaches caches, conversations, baselines and cohorts.",
         ),
         PortfolioWeeks,
         Say(
-            "6. Scan few-shot examples for tenant data",
+            "10. Scan few-shot examples for tenant data",
             "A helpdesk's examples were mined from production tickets. The scan finds one tenant's ticket \
              served to every tenant, and the model repeating it to two others; also a live API key. Only \
              redacted previews and HMACs are printed. (Exit code 1: findings at or above `high`.)",
@@ -126,6 +161,7 @@ pub fn run(ctx: &mut Context, args: DemoArgs) -> CmdResult {
     let dir = tempfile::Builder::new().prefix("promptctl-demo-").tempdir()?;
     let root = dir.path().to_path_buf();
     write_bundled(&root)?;
+    let sim = DemoSim::start()?;
     std::fs::create_dir_all(root.join(".promptctl"))?;
     let state = root.join(".promptctl").join("state.db");
     for step in tour() {
@@ -139,7 +175,11 @@ pub fn run(ctx: &mut Context, args: DemoArgs) -> CmdResult {
                 ctx.out.line(&ctx.out.paint(Style::Cyan, &format!("(editing: {what})")))?;
                 edit(&root)?;
             }
-            Step::Run(command) => run_step(ctx, &root, &state, command)?,
+            Step::Run(command) => {
+                let command: Vec<String> = command.iter().map(|w| w.replace(SIM_URL, &sim.url)).collect();
+                let command: Vec<&str> = command.iter().map(String::as_str).collect();
+                run_step(ctx, &root, &state, &command)?
+            }
             Step::PortfolioWeeks => portfolio_weeks(ctx, &root)?,
         }
     }
@@ -162,6 +202,49 @@ fn portfolio_weeks(ctx: &mut Context, root: &Path) -> Result<(), CliError> {
         ctx.out.line(&step.summary)?;
     }
     Ok(())
+}
+
+/// The simulator the eval step calls, served in-process on 127.0.0.1 by a runtime of its own while the
+/// tour's commands run on this thread. Errors are rare and ask for no wait (`Retry-After: 0`), so the
+/// tour shows a retry or two without slowing down.
+struct DemoSim {
+    url: String,
+    handle: Option<crate::sim::SimHandle>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl DemoSim {
+    fn start() -> Result<DemoSim, CliError> {
+        let scenario = crate::sim::Scenario::from_yaml(TRIAGE_SCENARIO)
+            .map_err(|e| CliError::input(format!("the bundled scenario is invalid: {e}")))?;
+        let config = crate::sim::SimConfig {
+            latency: std::time::Duration::from_millis(40),
+            jitter: std::time::Duration::from_millis(20),
+            ttft: std::time::Duration::from_millis(10),
+            error_rate: 0.02,
+            retry_after_secs: 0,
+            seed: 4,
+            scenario,
+            ..crate::sim::SimConfig::default()
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::input(format!("cannot start the simulator's runtime: {e}")))?;
+        let handle = runtime
+            .block_on(crate::sim::start(config))
+            .map_err(|e| CliError::input(format!("cannot start the simulator: {e}")))?;
+        Ok(DemoSim { url: handle.base_url(), handle: Some(handle), runtime })
+    }
+}
+
+impl Drop for DemoSim {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            self.runtime.block_on(handle.shutdown());
+        }
+    }
 }
 
 fn write_bundled(root: &Path) -> std::io::Result<()> {

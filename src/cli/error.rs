@@ -17,6 +17,8 @@ pub enum Exit {
     Provider = 3,
     /// State file problem.
     State = 4,
+    /// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+    Interrupted = 130,
 }
 
 /// A failure to report on stderr, with what the user can do about it.

@@ -5,11 +5,13 @@ pub mod error;
 pub mod output;
 
 mod demo;
+mod eval;
 mod init;
 pub mod portfolio;
 mod prompt;
 mod rollback;
 mod scan;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -25,6 +27,7 @@ Examples:
   promptctl init
   promptctl prompt commit -m \"first version\"
   promptctl prompt diff support-reply
+  promptctl eval run evals/triage.yaml
   promptctl demo
 
 Documentation: docs/ in the repository, one page per command group.";
@@ -52,6 +55,12 @@ pub enum Command {
     #[command(subcommand)]
     Portfolio(portfolio::PortfolioCommand),
     Rollback(rollback::RollbackArgs),
+    /// N-of-K evals: run suites, resume, show, list, regrade, baseline
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
+    /// The local OpenAI/Anthropic-compatible simulator
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
 }
 
 /// Parses the command line, runs the command, reports any error, and returns the exit code.
@@ -78,6 +87,8 @@ fn dispatch(ctx: &mut Context, command: Command) -> CmdResult {
         Command::Scan(args) => scan::run(ctx, args),
         Command::Portfolio(cmd) => portfolio::run(ctx, cmd),
         Command::Rollback(args) => rollback::run(ctx, args),
+        Command::Eval(cmd) => eval::run(ctx, cmd),
+        Command::Sim(cmd) => sim::run(ctx, cmd),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct ProviderSpec {
     pub api_key_env: Option<String>,
     pub timeout_ms: Option<u64>,
     pub max_attempts: Option<u32>,
+    /// Stream replies (default true): TTFT and stream checkpoints are only recorded for streams.
+    pub stream: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +102,7 @@ struct ProviderTable {
     api_key_env: Option<String>,
     timeout_ms: Option<u64>,
     max_attempts: Option<u32>,
+    stream: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,7 +289,7 @@ fn prompt_spec(field: PromptField) -> PromptSpec {
 fn provider_spec(field: ProviderField) -> ProviderSpec {
     match field {
         ProviderField::Id(id) => {
-            ProviderSpec { id, base_url: None, api_key_env: None, timeout_ms: None, max_attempts: None }
+            ProviderSpec { id, base_url: None, api_key_env: None, timeout_ms: None, max_attempts: None, stream: None }
         }
         ProviderField::Full(t) => ProviderSpec {
             id: t.id,
@@ -294,6 +297,7 @@ fn provider_spec(field: ProviderField) -> ProviderSpec {
             api_key_env: t.api_key_env,
             timeout_ms: t.timeout_ms,
             max_attempts: t.max_attempts,
+            stream: t.stream,
         },
     }
 }

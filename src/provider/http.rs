@@ -120,7 +120,8 @@ impl<P: Protocol> HttpProvider<P> {
         let (endpoint, url) = endpoint_url(&id, base_url, protocol.path())?;
         let mut headers = protocol.auth_headers(key.as_ref())?;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        Ok(HttpProvider { id, endpoint, url, headers, http: http_client(timeouts)?, timeouts, protocol, key })
+        let http = http_client(timeouts, endpoint.scheme() == "http")?;
+        Ok(HttpProvider { id, endpoint, url, headers, http, timeouts, protocol, key })
     }
 
     async fn run_attempt(&self, request: &ChatRequest, cancel: &Cancel) -> Attempt {
@@ -412,13 +413,15 @@ fn install_crypto_provider() {
     });
 }
 
-fn http_client(timeouts: Timeouts) -> Result<reqwest::Client, ProviderError> {
+/// `plain_http`: the endpoint speaks no TLS (a local server, the simulator), so the system's root
+/// certificates, which take tens of milliseconds to load, are not loaded.
+fn http_client(timeouts: Timeouts, plain_http: bool) -> Result<reqwest::Client, ProviderError> {
     install_crypto_provider();
-    reqwest::Client::builder()
-        .connect_timeout(timeouts.connect)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| ProviderError::HttpClient(error_chain(&e)))
+    let mut builder = reqwest::Client::builder().connect_timeout(timeouts.connect).tcp_nodelay(true);
+    if plain_http {
+        builder = builder.tls_certs_only(Vec::new());
+    }
+    builder.build().map_err(|e| ProviderError::HttpClient(error_chain(&e)))
 }
 
 /// A header value marked sensitive, so that `Debug` of the header map does not show it.

@@ -5,6 +5,7 @@
 //! two processes opening a fresh file at the same moment serialize instead of failing.
 
 mod audit;
+mod eval;
 mod portfolios;
 mod prompts;
 mod tokens;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 pub use audit::AuditEvent;
+pub use eval::{EvalRunRow, NewEvalRun, StoredSample, StoredSampleDetail};
 pub use portfolios::{
     DerivedObservation, ExposureRow, ImportCounts, NewPortfolioVersion, OutcomeRow, PortfolioVersion, RollbackApply,
     RollbackRecord,
@@ -26,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_eval.sql"),
     include_str!("migrations/0003_portfolio.sql"),
+    include_str!("migrations/0004_eval_runs.sql"),
 ];
 
 /// The schema version this build writes.

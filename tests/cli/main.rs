@@ -2,6 +2,7 @@
 
 mod common;
 mod demo;
+mod eval;
 mod portfolio;
 mod prompt;
 mod scan;
