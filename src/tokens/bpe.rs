@@ -1,0 +1,200 @@
+//! Byte-pair encoding over static vocabulary tables: the same merges, in the same order, as tiktoken.
+//!
+//! The tables are built by `build.rs` and read in place (little-endian words straight from the binary's
+//! read-only data), so using one costs nothing up front; the pages a count touches are faulted in on
+//! demand.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use super::phf;
+
+pub(super) type Rank = u32;
+
+/// One encoding's vocabulary: token bytes by rank, and a perfect hash from bytes to rank.
+pub(super) struct Table {
+    pub(super) seed: u64,
+    pub(super) buckets: u32,
+    pub(super) slots: u32,
+    /// Every token's bytes, concatenated in rank order.
+    pub(super) arena: &'static [u8],
+    /// u32 LE × (tokens + 1): token `r` is `arena[offsets[r]..offsets[r + 1]]`.
+    pub(super) offsets: &'static [u8],
+    /// u32 LE × slots: the rank in each slot, `u32::MAX` when empty.
+    pub(super) slot_ranks: &'static [u8],
+    /// u16 LE × buckets.
+    pub(super) displacements: &'static [u8],
+}
+
+include!(concat!(env!("OUT_DIR"), "/tables.rs"));
+
+#[inline]
+fn u32_at(bytes: &[u8], i: usize) -> u32 {
+    let b = &bytes[4 * i..4 * i + 4];
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+impl Table {
+    /// The bytes of token `rank`.
+    #[inline]
+    pub(super) fn token(&self, rank: Rank) -> &'static [u8] {
+        let start = u32_at(self.offsets, rank as usize) as usize;
+        let end = u32_at(self.offsets, rank as usize + 1) as usize;
+        &self.arena[start..end]
+    }
+
+    /// The rank of the token whose bytes are `bytes`, if there is one.
+    #[inline]
+    pub(super) fn rank(&self, bytes: &[u8]) -> Option<Rank> {
+        let h = phf::hash(bytes, self.seed);
+        let b = phf::bucket(h, self.buckets) as usize;
+        let d = u16::from_le_bytes([self.displacements[2 * b], self.displacements[2 * b + 1]]);
+        let rank = u32_at(self.slot_ranks, phf::slot(h, d, self.slots) as usize);
+        // A perfect hash places every token but says nothing of other strings: compare the bytes.
+        (rank != Rank::MAX && self.token(rank) == bytes).then_some(rank)
+    }
+
+    #[inline]
+    fn rank_or_max(&self, bytes: &[u8]) -> Rank {
+        self.rank(bytes).unwrap_or(Rank::MAX)
+    }
+
+    /// Splits one pre-tokenized piece into tokens, calling `emit` with each token's bytes in order.
+    ///
+    /// Mirrors tiktoken's `CoreBPE::encode` and `byte_pair_encode` step for step (a whole piece that is a
+    /// token is one token; under 100 bytes the quadratic merge, else the heap merge) so that the result
+    /// is tiktoken's even where two merge orders could tie.
+    pub(super) fn split(&self, piece: &[u8], mut emit: impl FnMut(&[u8])) {
+        if piece.len() <= 1 || self.rank(piece).is_some() {
+            // Every single byte is a token.
+            emit(piece);
+        } else if piece.len() < 100 {
+            self.merge_small(piece, emit);
+        } else {
+            self.merge_large(piece, emit);
+        }
+    }
+
+    /// tiktoken's `_byte_pair_merge`: repeatedly merge the lowest-ranked adjacent pair (the leftmost of
+    /// equals). `starts[i]` is where part `i` begins, `ranks[i]` the rank of merging parts `i` and
+    /// `i + 1`. Fixed arrays: pieces here are under 100 bytes, and a count should not allocate.
+    fn merge_small(&self, piece: &[u8], mut emit: impl FnMut(&[u8])) {
+        const CAP: usize = 101;
+        debug_assert!((2..CAP - 1).contains(&piece.len()));
+        let mut starts = [0usize; CAP];
+        let mut ranks = [Rank::MAX; CAP];
+        let mut min = (Rank::MAX, usize::MAX);
+        for i in 0..piece.len() - 1 {
+            let rank = self.rank_or_max(&piece[i..i + 2]);
+            if rank < min.0 {
+                min = (rank, i);
+            }
+            starts[i] = i;
+            ranks[i] = rank;
+        }
+        starts[piece.len() - 1] = piece.len() - 1;
+        starts[piece.len()] = piece.len();
+        let mut len = piece.len() + 1;
+
+        // The rank of merging parts i, i+1 and i+2 (part i+1 is about to be removed).
+        let rank_after = |starts: &[usize; CAP], len: usize, i: usize| {
+            if i + 3 < len { self.rank_or_max(&piece[starts[i]..starts[i + 3]]) } else { Rank::MAX }
+        };
+        while min.0 != Rank::MAX {
+            let i = min.1;
+            if i > 0 {
+                ranks[i - 1] = rank_after(&starts, len, i - 1);
+            }
+            ranks[i] = rank_after(&starts, len, i);
+            starts.copy_within(i + 2..len, i + 1);
+            ranks.copy_within(i + 2..len, i + 1);
+            len -= 1;
+
+            min = (Rank::MAX, usize::MAX);
+            for (i, &rank) in ranks[..len - 1].iter().enumerate() {
+                if rank < min.0 {
+                    min = (rank, i);
+                }
+            }
+        }
+        for w in starts[..len].windows(2) {
+            emit(&piece[w[0]..w[1]]);
+        }
+    }
+
+    /// tiktoken's `_byte_pair_merge_large`: the same merges kept in a heap, O(n log n) for long pieces
+    /// (a long run of spaces or digits-free symbols is one piece).
+    fn merge_large(&self, piece: &[u8], mut emit: impl FnMut(&[u8])) {
+        struct State {
+            prev: usize,
+            end: usize,
+            next_end: usize,
+            next_rank: Rank,
+        }
+        let mut state = Vec::with_capacity(piece.len());
+        state.push(State { prev: usize::MAX, end: 1, next_end: 2, next_rank: Rank::MAX });
+        let mut heap = BinaryHeap::with_capacity(piece.len());
+        for i in 0..piece.len() - 1 {
+            if let Some(rank) = self.rank(&piece[i..i + 2]) {
+                heap.push(Merge { start: i, rank });
+                state[i].next_rank = rank;
+            }
+            state.push(State { prev: i, end: i + 2, next_end: i + 3, next_rank: Rank::MAX });
+        }
+
+        // Records the merge of the token at `start` with the one ending at `next_end`, if it is a token.
+        let potential_merge = |state: &mut Vec<State>, heap: &mut BinaryHeap<Merge>, start: usize, next_end: usize| {
+            state[start].next_end = next_end;
+            state[start].next_rank = Rank::MAX;
+            if next_end <= piece.len()
+                && let Some(rank) = self.rank(&piece[start..next_end])
+            {
+                heap.push(Merge { start, rank });
+                state[start].next_rank = rank;
+            }
+        };
+        while let Some(left) = heap.pop() {
+            if left.rank != state[left.start].next_rank {
+                continue; // superseded by an earlier merge
+            }
+            let left_start = left.start;
+            let right_start = state[left_start].end;
+            let right_end = state[left_start].next_end;
+            let right_next_end = state[right_start].next_end;
+            state[left_start].end = right_end;
+            potential_merge(&mut state, &mut heap, left_start, right_next_end);
+            if right_end < state.len() {
+                state[right_end].prev = left_start;
+            }
+            if left_start > 0 {
+                let prev_start = state[left_start].prev;
+                potential_merge(&mut state, &mut heap, prev_start, right_end);
+            }
+            state[right_start].next_rank = Rank::MAX;
+        }
+        let mut i = 0;
+        while i < state.len() {
+            emit(&piece[i..state[i].end]);
+            i = state[i].end;
+        }
+    }
+}
+
+/// A candidate merge; the heap pops the lowest rank, then the leftmost start (as tiktoken's does).
+#[derive(PartialEq, Eq)]
+struct Merge {
+    start: usize,
+    rank: Rank,
+}
+
+impl Ord for Merge {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.rank.cmp(&self.rank).then_with(|| other.start.cmp(&self.start))
+    }
+}
+
+impl PartialOrd for Merge {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
