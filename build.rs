@@ -6,8 +6,8 @@
 //!
 //! Per encoding NAME:
 //! - `NAME.arena`: every token's bytes, concatenated in rank order;
-//! - `NAME.offsets`: u32 LE × (tokens + 1), token r is `arena[offsets[r]..offsets[r + 1]]`;
-//! - `NAME.slots`: u32 LE × slots, the rank stored in each perfect-hash slot (u32::MAX when empty);
+//! - `NAME.slots`: u64 LE × slots, `rank << 32 | len << 24 | offset` of the token in each perfect-hash
+//!   slot (u64::MAX when empty);
 //! - `NAME.disp`: u16 LE × buckets, each bucket's displacement;
 //! - `tables.rs`: the constants tying them together, included by src/tokens/bpe.rs.
 //!
@@ -36,7 +36,7 @@ fn main() {
         let upper = name.to_ascii_uppercase();
         writeln!(
             rust,
-            "pub(super) static {upper}: Table = Table {{\n    seed: {seed:#x},\n    buckets: {buckets},\n    slots: {slots},\n    arena: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.arena\")),\n    offsets: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.offsets\")),\n    slot_ranks: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.slots\")),\n    displacements: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.disp\")),\n}};",
+            "pub(super) static {upper}: Table = Table {{\n    seed: {seed:#x},\n    buckets: {buckets},\n    slots: {slots},\n    arena: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.arena\")),\n    slot_entries: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.slots\")),\n    displacements: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.disp\")),\n}};",
             seed = table.seed,
             buckets = table.displacements.len(),
             slots = table.slots.len(),
@@ -46,7 +46,8 @@ fn main() {
     write_if_changed(&out.join("tables.rs"), rust.as_bytes());
 }
 
-/// Decodes `base64 rank` lines; ranks must run 0, 1, 2, … so that a rank indexes the offsets table.
+/// Decodes `base64 rank` lines. Ranks must run 0, 1, 2, …, as in tiktoken's files: anything else is a
+/// damaged file, and the perfect hash stores a token's position as its rank.
 fn parse(path: &str, text: &str) -> Vec<Vec<u8>> {
     let mut tokens = Vec::with_capacity(text.len() / 10);
     for (i, line) in text.lines().enumerate() {
@@ -142,15 +143,19 @@ fn build_phf(tokens: &[Vec<u8>]) -> Phf {
 
 fn write_tables(out: &Path, name: &str, tokens: &[Vec<u8>], phf: &Phf) {
     let mut arena = Vec::new();
-    let mut offsets = Vec::with_capacity((tokens.len() + 1) * 4);
-    for t in tokens {
-        offsets.extend_from_slice(&(arena.len() as u32).to_le_bytes());
+    let mut entries = Vec::with_capacity(tokens.len());
+    for (rank, t) in tokens.iter().enumerate() {
+        assert!(t.len() < 1 << 8 && arena.len() + t.len() < 1 << 24, "{name}: token {rank} does not fit a slot");
+        entries.push((rank as u64) << 32 | (t.len() as u64) << 24 | arena.len() as u64);
         arena.extend_from_slice(t);
     }
-    offsets.extend_from_slice(&(arena.len() as u32).to_le_bytes());
-    let slots: Vec<u8> = phf.slots.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let slots: Vec<u8> = phf
+        .slots
+        .iter()
+        .flat_map(|&r| if r == u32::MAX { u64::MAX } else { entries[r as usize] }.to_le_bytes())
+        .collect();
     let disp: Vec<u8> = phf.displacements.iter().flat_map(|d| d.to_le_bytes()).collect();
-    for (ext, bytes) in [("arena", &arena), ("offsets", &offsets), ("slots", &slots), ("disp", &disp)] {
+    for (ext, bytes) in [("arena", &arena), ("slots", &slots), ("disp", &disp)] {
         write_if_changed(&out.join(format!("{name}.{ext}")), bytes);
     }
 }

@@ -5,7 +5,8 @@
 //! mode that counts one text and exits; `new_process_no_count` is the same process doing nothing, so the
 //! difference between them is the load plus first-count cost.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use divan::{Bencher, black_box};
 use promptctl::tokens::Encoding;
@@ -14,8 +15,10 @@ const ONE_SHOT: &str = "PROMPTCTL_BENCH_ONE_SHOT";
 
 fn main() {
     if let Ok(mode) = std::env::var(ONE_SHOT) {
+        // Also prints the first and second counts' times, for running by hand:
+        // `PROMPTCTL_BENCH_ONE_SHOT=o200k target/release/deps/tokens-…`.
         let text = prompt_4kb();
-        let n = match mode.as_str() {
+        let count = || match mode.as_str() {
             "none" => 0,
             "o200k" => Encoding::O200kBase.count(&text),
             "cl100k" => Encoding::Cl100kBase.count(&text),
@@ -23,7 +26,12 @@ fn main() {
             "tiktoken-cl100k" => tiktoken_rs::cl100k_base_singleton().encode_with_special_tokens(&text).len(),
             other => panic!("unknown mode {other}"),
         };
-        black_box(n);
+        let start = Instant::now();
+        let n = black_box(count());
+        let first = start.elapsed();
+        let start = Instant::now();
+        black_box(count());
+        println!("{mode}: {n} tokens; first count {first:?}, second {:?}", start.elapsed());
         return;
     }
     divan::main();
@@ -88,7 +96,8 @@ fn count_tiktoken_rs_o200k(bencher: Bencher, which: &str) {
 }
 
 fn one_shot(mode: &str) {
-    let status = Command::new(std::env::current_exe().unwrap()).env(ONE_SHOT, mode).status().unwrap();
+    let status =
+        Command::new(std::env::current_exe().unwrap()).env(ONE_SHOT, mode).stdout(Stdio::null()).status().unwrap();
     assert!(status.success());
 }
 

@@ -4,24 +4,49 @@
 //! both include this file, so the two cannot disagree. Hash-and-displace (CHD): a key's hash picks a
 //! bucket; the bucket's displacement, found at build time, sends every key of the bucket to a free slot.
 
-/// A 64-bit hash of a token's bytes. Tokens are at most 128 bytes and mostly under 8, so it reads whole
-/// words and ends with a strong finalizer rather than being clever per byte.
+/// A 64-bit hash of a token's bytes. Tokens are at most 128 bytes and most lookups are of 2 to 8
+/// bytes, so short keys are read as one word (no loop, no copy) and everything ends in a strong finalizer.
 #[inline]
 pub fn hash(bytes: &[u8], seed: u64) -> u64 {
-    // The length goes in first so that a tail padded with zeros differs from a longer key.
+    // The length goes in first: `word` reads a key's bytes only together with its length.
     let mut h = seed ^ (bytes.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
-        h = (h ^ word).wrapping_mul(0xBF58_476D_1CE4_E5B9).rotate_left(29);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut buf = [0u8; 8];
-        buf[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(buf)).wrapping_mul(0x94D0_49BB_1331_11EB).rotate_left(29);
+    if bytes.len() <= 8 {
+        h = (h ^ word(bytes)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    } else {
+        let mut chunks = bytes[..bytes.len() - 1].chunks_exact(8);
+        for chunk in &mut chunks {
+            h = (h ^ u64_le(chunk)).wrapping_mul(0xBF58_476D_1CE4_E5B9).rotate_left(29);
+        }
+        // The last 8 bytes, overlapping the chunks read above.
+        h = (h ^ u64_le(&bytes[bytes.len() - 8..])).wrapping_mul(0x94D0_49BB_1331_11EB);
     }
     mix(h)
+}
+
+/// Up to 8 bytes as one word, with overlapping reads instead of a copy. For a given length the word
+/// determines the bytes (4 to 8: the first and last four cover them all; 1 to 3: the first, middle and
+/// last byte are all of them), so equal lengths and equal words mean equal keys.
+#[inline]
+pub fn word(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    debug_assert!(n <= 8);
+    if n >= 4 {
+        u64::from(u32_le(&bytes[..4])) << 32 | u64::from(u32_le(&bytes[n - 4..]))
+    } else if n > 0 {
+        u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8 | u64::from(bytes[n - 1]) << 16
+    } else {
+        0
+    }
+}
+
+#[inline]
+fn u32_le(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+#[inline]
+fn u64_le(b: &[u8]) -> u64 {
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
 /// The murmur3 64-bit finalizer: a bijection that spreads every input bit over the output.

@@ -91,14 +91,19 @@ fn symbol(c: char) -> bool {
 
 /// o200k's `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`.
 #[inline]
-fn upperish(c: char) -> bool {
-    matches!(category(c), Cat::Upper | Cat::Letter | Cat::Mark)
+fn upperish(cat: Cat) -> bool {
+    matches!(cat, Cat::Upper | Cat::Letter | Cat::Mark)
 }
 
 /// o200k's `[\p{Ll}\p{Lm}\p{Lo}\p{M}]`.
 #[inline]
-fn lowerish(c: char) -> bool {
-    matches!(category(c), Cat::Lower | Cat::Letter | Cat::Mark)
+fn lowerish(cat: Cat) -> bool {
+    matches!(cat, Cat::Lower | Cat::Letter | Cat::Mark)
+}
+
+#[inline]
+fn lowerish_char(c: char) -> bool {
+    lowerish(category(c))
 }
 
 #[inline]
@@ -208,17 +213,20 @@ pub(super) fn o200k_piece(s: &str, pos: usize) -> Option<usize> {
     for start in starts.into_iter().flatten() {
         let mut run_end = start;
         let mut last_lowerish_end = None;
+        let mut next_is_lowerish = false;
         for c in s[start..].chars() {
-            if !upperish(c) {
+            let cat = category(c);
+            if !upperish(cat) {
+                next_is_lowerish = lowerish(cat);
                 break;
             }
             run_end += c.len_utf8();
-            if lowerish(c) {
+            if lowerish(cat) {
                 last_lowerish_end = Some(run_end);
             }
         }
-        if char_at(s, run_end).is_some_and(lowerish) {
-            return Some(suffix(run(s, run_end, lowerish)));
+        if next_is_lowerish {
+            return Some(suffix(run(s, run_end, lowerish_char)));
         }
         if let Some(end) = last_lowerish_end {
             return Some(suffix(end));
@@ -227,9 +235,9 @@ pub(super) fn o200k_piece(s: &str, pos: usize) -> Option<usize> {
     // Alternative 2: at least one upperish, then any lowerish, then the optional contraction; nothing
     // after `U+` can fail, so it keeps its longest run.
     for start in starts.into_iter().flatten() {
-        let run_end = run(s, start, upperish);
+        let run_end = run(s, start, |c| upperish(category(c)));
         if run_end > start {
-            return Some(suffix(run(s, run_end, lowerish)));
+            return Some(suffix(run(s, run_end, lowerish_char)));
         }
     }
     // Alternative 3.

@@ -1,6 +1,7 @@
 //! Parity with tiktoken-rs: every vocabulary entry, the pre-tokenizer pieces and the token ids of a fixed
 //! corpus and of random strings, for both encodings; and the generated Unicode table against regex-syntax.
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use proptest::prelude::*;
@@ -97,21 +98,42 @@ fn assert_parity(text: &str) {
 fn every_token_is_found_by_its_bytes() {
     for encoding in ENCODINGS {
         let table = encoding.spec().table;
-        let tokens = (table.offsets.len() / 4 - 1) as Rank;
-        assert_eq!(tokens, if encoding == Encoding::O200kBase { 199_998 } else { 100_256 });
         let reference = tiktoken(encoding);
-        for rank in 0..tokens {
-            let bytes = reference.decode_bytes(&[rank]).unwrap();
-            assert_eq!(table.token(rank), bytes, "{} token {rank}", encoding.name());
-            assert_eq!(table.rank(&bytes), Some(rank), "{} rank of {bytes:?}", encoding.name());
+        // Each slot's token is tiktoken's token of that rank, and the lookup finds it.
+        let mut seen = vec![false; 200_000];
+        for slot in 0..table.slots as usize {
+            let Some(entry) = table.entry(slot) else { continue };
+            let bytes = &table.arena[entry.offset..entry.offset + entry.len];
+            assert_eq!(
+                bytes,
+                reference.decode_bytes(&[entry.rank]).unwrap(),
+                "{} token {}",
+                encoding.name(),
+                entry.rank
+            );
+            assert_eq!(table.rank(bytes), Some(entry.rank), "{} rank of {bytes:?}", encoding.name());
+            assert!(!std::mem::replace(&mut seen[entry.rank as usize], true), "rank {} twice", entry.rank);
         }
+        // And every rank of the vocabulary has a slot.
+        let expected = if encoding == Encoding::O200kBase { 199_998 } else { 100_256 };
+        assert_eq!(seen.iter().position(|s| !s), Some(expected), "{}", encoding.name());
+        assert!(seen[expected..].iter().all(|s| !s));
+        assert!(reference.decode_bytes(&[expected as Rank]).is_err(), "{} has more tokens", encoding.name());
         for &(special, rank) in encoding.spec().specials {
             assert_eq!(reference.encode_with_special_tokens(special), [rank], "{special}");
         }
-        // Strings that are not tokens are not found, whatever slot they hash to.
-        for absent in [&b"not a single token at all"[..], b"\xff\xfe\xfd", b"zzzzqqqqxxxx", b"<|endoftext|>"] {
-            assert_eq!(table.rank(absent), None, "{absent:?}");
+        // Other strings are not found, whatever slot they hash to: every window of 1 to 20 bytes of
+        // some text (hits and misses of every length the short-key comparison handles).
+        let vocabulary: HashSet<Vec<u8>> =
+            (0..expected as Rank).map(|r| reference.decode_bytes(&[r]).unwrap()).collect();
+        let text = include_str!("../../README.md").as_bytes();
+        for start in 0..text.len().min(4000) {
+            for end in start + 1..(start + 20).min(text.len()) {
+                let bytes = &text[start..end];
+                assert_eq!(table.rank(bytes).is_some(), vocabulary.contains(bytes), "{bytes:?}");
+            }
         }
+        assert_eq!(table.rank(b"<|endoftext|>"), None);
     }
 }
 
