@@ -219,6 +219,39 @@ fn corpus_matches_tiktoken() {
     }
 }
 
+/// Parity over any files, for a long run by hand (before a tiktoken-rs or regex-syntax upgrade, say):
+/// `PROMPTCTL_TOKENS_CORPUS=/usr/share/i18n:/some/dir cargo test --lib corpus_files -- --ignored`.
+/// Every UTF-8 file under the `:`-separated paths is compared whole and line by line.
+#[test]
+#[ignore = "needs PROMPTCTL_TOKENS_CORPUS"]
+fn corpus_files_match_tiktoken() {
+    fn walk(path: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).unwrap().flatten() {
+                walk(&entry.path(), files);
+            }
+        } else if path.is_file() {
+            files.push(path.to_path_buf());
+        }
+    }
+    let paths = std::env::var("PROMPTCTL_TOKENS_CORPUS").expect("set PROMPTCTL_TOKENS_CORPUS");
+    let mut files = Vec::new();
+    for path in paths.split(':') {
+        walk(std::path::Path::new(path), &mut files);
+    }
+    let (mut compared, mut bytes) = (0, 0);
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        assert_parity(&text);
+        for line in text.split_inclusive('\n') {
+            assert_parity(line);
+        }
+        compared += 1;
+        bytes += text.len();
+    }
+    eprintln!("{compared} files, {bytes} bytes: same pieces, tokens and counts as tiktoken-rs");
+}
+
 /// Characters chosen to sit on the patterns' edges: each class of the patterns, the letters of the
 /// contractions and their case variants, newlines, `/`, and the special-token delimiters.
 fn tricky_char() -> impl Strategy<Value = char> {
@@ -247,7 +280,11 @@ fn tricky_text() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
+    // PROPTEST_CASES raises the count for a long run by hand.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1024),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_text_matches_tiktoken(text in tricky_text()) {
