@@ -9,6 +9,7 @@
 //! - `NAME.slots`: u64 LE × slots, `rank << 32 | len << 24 | offset` of the token in each perfect-hash
 //!   slot (u64::MAX when empty);
 //! - `NAME.disp`: u16 LE × buckets, each bucket's displacement;
+//! - `NAME.pairs`: u32 LE × 65536, the rank of each two-byte token (u32::MAX for other pairs);
 //! - `tables.rs`: the constants tying them together, included by src/tokens/bpe.rs.
 //!
 //! This runs unoptimized in debug builds, so it uses no dependencies and simple loops (~1 s for both).
@@ -36,7 +37,7 @@ fn main() {
         let upper = name.to_ascii_uppercase();
         writeln!(
             rust,
-            "pub(super) static {upper}: Table = Table {{\n    seed: {seed:#x},\n    buckets: {buckets},\n    slots: {slots},\n    arena: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.arena\")),\n    slot_entries: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.slots\")),\n    displacements: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.disp\")),\n}};",
+            "pub(super) static {upper}: Table = Table {{\n    seed: {seed:#x},\n    buckets: {buckets},\n    slots: {slots},\n    arena: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.arena\")),\n    slot_entries: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.slots\")),\n    displacements: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.disp\")),\n    pairs: include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}.pairs\")),\n}};",
             seed = table.seed,
             buckets = table.displacements.len(),
             slots = table.slots.len(),
@@ -155,7 +156,14 @@ fn write_tables(out: &Path, name: &str, tokens: &[Vec<u8>], phf: &Phf) {
         .flat_map(|&r| if r == u32::MAX { u64::MAX } else { entries[r as usize] }.to_le_bytes())
         .collect();
     let disp: Vec<u8> = phf.displacements.iter().flat_map(|d| d.to_le_bytes()).collect();
-    for (ext, bytes) in [("arena", &arena), ("slots", &slots), ("disp", &disp)] {
+    let mut pairs = vec![u32::MAX; 1 << 16];
+    for (rank, t) in tokens.iter().enumerate() {
+        if let &[a, b] = &t[..] {
+            pairs[usize::from(a) << 8 | usize::from(b)] = rank as u32;
+        }
+    }
+    let pairs: Vec<u8> = pairs.iter().flat_map(|r| r.to_le_bytes()).collect();
+    for (ext, bytes) in [("arena", &arena), ("slots", &slots), ("disp", &disp), ("pairs", &pairs)] {
         write_if_changed(&out.join(format!("{name}.{ext}")), bytes);
     }
 }

@@ -14,24 +14,35 @@ use promptctl::tokens::Encoding;
 const ONE_SHOT: &str = "PROMPTCTL_BENCH_ONE_SHOT";
 
 fn main() {
-    if let Ok(mode) = std::env::var(ONE_SHOT) {
-        // Also prints the first and second counts' times, for running by hand:
-        // `PROMPTCTL_BENCH_ONE_SHOT=o200k target/release/deps/tokens-…`.
-        let text = prompt_4kb();
+    if let Ok(spec) = std::env::var(ONE_SHOT) {
+        // `MODE[:TEXT[:REPEAT]]`. Also prints the first and the last count's times, for running by hand
+        // (`PROMPTCTL_BENCH_ONE_SHOT=o200k target/release/deps/tokens-…`); under callgrind, the
+        // difference in instructions between REPEAT 11 and 1 is ten warm counts.
+        let mut parts = spec.split(':');
+        let mode = parts.next().unwrap_or_default().to_string();
+        let text =
+            parts.next().map_or_else(prompt_4kb, |name| texts().into_iter().find(|(n, _)| *n == name).unwrap().1);
+        let repeat: usize = parts.next().map_or(2, |r| r.parse().unwrap());
         let count = || match mode.as_str() {
             "none" => 0,
-            "o200k" => Encoding::O200kBase.count(&text),
-            "cl100k" => Encoding::Cl100kBase.count(&text),
-            "tiktoken-o200k" => tiktoken_rs::o200k_base_singleton().encode_with_special_tokens(&text).len(),
-            "tiktoken-cl100k" => tiktoken_rs::cl100k_base_singleton().encode_with_special_tokens(&text).len(),
+            "o200k" => Encoding::O200kBase.count(black_box(&text)),
+            "cl100k" => Encoding::Cl100kBase.count(black_box(&text)),
+            "tiktoken-o200k" => tiktoken_rs::o200k_base_singleton().encode_with_special_tokens(black_box(&text)).len(),
+            "tiktoken-cl100k" => {
+                tiktoken_rs::cl100k_base_singleton().encode_with_special_tokens(black_box(&text)).len()
+            }
             other => panic!("unknown mode {other}"),
         };
         let start = Instant::now();
         let n = black_box(count());
         let first = start.elapsed();
-        let start = Instant::now();
-        black_box(count());
-        println!("{mode}: {n} tokens; first count {first:?}, second {:?}", start.elapsed());
+        let mut last = first;
+        for _ in 1..repeat {
+            let start = Instant::now();
+            black_box(count());
+            last = start.elapsed();
+        }
+        println!("{spec}: {n} tokens; first count {first:?}, last {last:?}");
         return;
     }
     divan::main();

@@ -23,6 +23,9 @@ pub(super) struct Table {
     pub(super) slot_entries: &'static [u8],
     /// u16 LE × buckets.
     pub(super) displacements: &'static [u8],
+    /// u32 LE × 65536: the rank of each two-byte token, `u32::MAX` for pairs that are not tokens. Half
+    /// of all lookups are of adjacent byte pairs (every merge starts from them); this skips their hash.
+    pub(super) pairs: &'static [u8],
 }
 
 include!(concat!(env!("OUT_DIR"), "/tables.rs"));
@@ -51,6 +54,10 @@ impl Table {
     /// The rank of the token whose bytes are `bytes`, if there is one.
     #[inline]
     pub(super) fn rank(&self, bytes: &[u8]) -> Option<Rank> {
+        if let &[a, b] = bytes {
+            let rank = self.pair_rank(a, b);
+            return (rank != Rank::MAX).then_some(rank);
+        }
         let h = phf::hash(bytes, self.seed);
         let b = phf::bucket(h, self.buckets) as usize;
         let d = u16::from_le_bytes([self.displacements[2 * b], self.displacements[2 * b + 1]]);
@@ -66,70 +73,74 @@ impl Table {
     }
 
     #[inline]
+    fn pair_rank(&self, a: u8, b: u8) -> Rank {
+        let i = 4 * (usize::from(a) << 8 | usize::from(b));
+        let w = &self.pairs[i..i + 4];
+        u32::from_le_bytes([w[0], w[1], w[2], w[3]])
+    }
+
+    #[inline]
     fn rank_or_max(&self, bytes: &[u8]) -> Rank {
         self.rank(bytes).unwrap_or(Rank::MAX)
     }
 
     /// Splits one pre-tokenized piece into tokens, calling `emit` with each token's bytes in order.
+    /// `parts` is scratch space, kept by the caller so that a count allocates once, not per piece.
     ///
     /// Mirrors tiktoken's `CoreBPE::encode` and `byte_pair_encode` step for step (a whole piece that is a
     /// token is one token; under 100 bytes the quadratic merge, else the heap merge) so that the result
     /// is tiktoken's even where two merge orders could tie.
-    pub(super) fn split(&self, piece: &[u8], mut emit: impl FnMut(&[u8])) {
+    pub(super) fn split(&self, piece: &[u8], parts: &mut Vec<(u32, Rank)>, mut emit: impl FnMut(&[u8])) {
         if piece.len() <= 1 || self.rank(piece).is_some() {
             // Every single byte is a token.
             emit(piece);
         } else if piece.len() < 100 {
-            self.merge_small(piece, emit);
+            self.merge_small(piece, parts, emit);
         } else {
             self.merge_large(piece, emit);
         }
     }
 
     /// tiktoken's `_byte_pair_merge`: repeatedly merge the lowest-ranked adjacent pair (the leftmost of
-    /// equals). `starts[i]` is where part `i` begins, `ranks[i]` the rank of merging parts `i` and
-    /// `i + 1`. Fixed arrays: pieces here are under 100 bytes, and a count should not allocate.
-    fn merge_small(&self, piece: &[u8], mut emit: impl FnMut(&[u8])) {
-        const CAP: usize = 101;
-        debug_assert!((2..CAP - 1).contains(&piece.len()));
-        let mut starts = [0usize; CAP];
-        let mut ranks = [Rank::MAX; CAP];
+    /// equals). `parts[i]` is where part `i` starts and the rank of merging parts `i` and `i + 1`.
+    fn merge_small(&self, piece: &[u8], parts: &mut Vec<(u32, Rank)>, mut emit: impl FnMut(&[u8])) {
+        parts.clear();
         let mut min = (Rank::MAX, usize::MAX);
         for i in 0..piece.len() - 1 {
-            let rank = self.rank_or_max(&piece[i..i + 2]);
+            let rank = self.pair_rank(piece[i], piece[i + 1]);
             if rank < min.0 {
                 min = (rank, i);
             }
-            starts[i] = i;
-            ranks[i] = rank;
+            parts.push((i as u32, rank));
         }
-        starts[piece.len() - 1] = piece.len() - 1;
-        starts[piece.len()] = piece.len();
-        let mut len = piece.len() + 1;
+        parts.push(((piece.len() - 1) as u32, Rank::MAX));
+        parts.push((piece.len() as u32, Rank::MAX));
 
         // The rank of merging parts i, i+1 and i+2 (part i+1 is about to be removed).
-        let rank_after = |starts: &[usize; CAP], len: usize, i: usize| {
-            if i + 3 < len { self.rank_or_max(&piece[starts[i]..starts[i + 3]]) } else { Rank::MAX }
+        let rank_after = |parts: &[(u32, Rank)], i: usize| {
+            if i + 3 < parts.len() {
+                self.rank_or_max(&piece[parts[i].0 as usize..parts[i + 3].0 as usize])
+            } else {
+                Rank::MAX
+            }
         };
         while min.0 != Rank::MAX {
             let i = min.1;
             if i > 0 {
-                ranks[i - 1] = rank_after(&starts, len, i - 1);
+                parts[i - 1].1 = rank_after(parts, i - 1);
             }
-            ranks[i] = rank_after(&starts, len, i);
-            starts.copy_within(i + 2..len, i + 1);
-            ranks.copy_within(i + 2..len, i + 1);
-            len -= 1;
+            parts[i].1 = rank_after(parts, i);
+            parts.remove(i + 1);
 
             min = (Rank::MAX, usize::MAX);
-            for (i, &rank) in ranks[..len - 1].iter().enumerate() {
+            for (i, &(_, rank)) in parts[..parts.len() - 1].iter().enumerate() {
                 if rank < min.0 {
                     min = (rank, i);
                 }
             }
         }
-        for w in starts[..len].windows(2) {
-            emit(&piece[w[0]..w[1]]);
+        for w in parts.windows(2) {
+            emit(&piece[w[0].0 as usize..w[1].0 as usize]);
         }
     }
 

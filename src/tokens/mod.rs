@@ -101,6 +101,7 @@ impl Encoding {
     /// allowed. Text between special tokens is pre-tokenized on its own, as tiktoken does.
     fn tokens(self, text: &str, mut emit: impl FnMut(Token<'_>)) {
         let spec = self.spec();
+        let mut parts = Vec::new();
         let mut start = 0;
         loop {
             let special = find_special(text, start, spec.specials);
@@ -109,7 +110,7 @@ impl Encoding {
             while pos < segment.len() {
                 match (spec.piece)(segment, pos) {
                     Some(end) => {
-                        spec.table.split(&segment.as_bytes()[pos..end], |t| emit(Token::Ordinary(t)));
+                        spec.table.split(&segment.as_bytes()[pos..end], &mut parts, |t| emit(Token::Ordinary(t)));
                         pos = end;
                     }
                     // Unreachable (see `o200k_piece`); tiktoken's `find_iter` would skip the character.

@@ -133,6 +133,11 @@ fn every_token_is_found_by_its_bytes() {
                 assert_eq!(table.rank(bytes).is_some(), vocabulary.contains(bytes), "{bytes:?}");
             }
         }
+        // Two-byte lookups have their own table: check all of them.
+        for pair in 0..=u16::MAX {
+            let bytes = pair.to_be_bytes();
+            assert_eq!(table.rank(&bytes).is_some(), vocabulary.contains(&bytes[..]), "{bytes:?}");
+        }
         assert_eq!(table.rank(b"<|endoftext|>"), None);
     }
 }
