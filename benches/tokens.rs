@@ -21,7 +21,7 @@ fn main() {
         let mut parts = spec.split(':');
         let mode = parts.next().unwrap_or_default().to_string();
         let text =
-            parts.next().map_or_else(prompt_4kb, |name| texts().into_iter().find(|(n, _)| *n == name).unwrap().1);
+            parts.next().map_or_else(support_prompt, |name| texts().into_iter().find(|(n, _)| *n == name).unwrap().1);
         let repeat: usize = parts.next().map_or(2, |r| r.parse().unwrap());
         let count = || match mode.as_str() {
             "none" => 0,
@@ -48,8 +48,8 @@ fn main() {
     divan::main();
 }
 
-/// About 4 KB, like the support prompt of benches/startup.rs.
-fn prompt_4kb() -> String {
+/// The rules of benches/startup.rs's support prompt, 3.2 KB.
+fn support_prompt() -> String {
     let mut text = String::from("You are the support agent for Acme.\n");
     for i in 0..30 {
         text.push_str(&format!(
@@ -81,23 +81,23 @@ fn cjk() -> String {
 }
 
 fn texts() -> [(&'static str, String); 4] {
-    [("prompt_4kb", prompt_4kb()), ("code", code()), ("json", json()), ("cjk", cjk())]
+    [("support_prompt", support_prompt()), ("code", code()), ("json", json()), ("cjk", cjk())]
 }
 
-#[divan::bench(args = ["prompt_4kb", "code", "json", "cjk"])]
+#[divan::bench(args = ["support_prompt", "code", "json", "cjk"])]
 fn count_o200k(bencher: Bencher, which: &str) {
     let text = texts().into_iter().find(|(n, _)| *n == which).unwrap().1;
     bencher.counter(divan::counter::BytesCount::of_str(&text)).bench(|| Encoding::O200kBase.count(black_box(&text)));
 }
 
-#[divan::bench(args = ["prompt_4kb", "code", "json", "cjk"])]
+#[divan::bench(args = ["support_prompt", "code", "json", "cjk"])]
 fn count_cl100k(bencher: Bencher, which: &str) {
     let text = texts().into_iter().find(|(n, _)| *n == which).unwrap().1;
     bencher.counter(divan::counter::BytesCount::of_str(&text)).bench(|| Encoding::Cl100kBase.count(black_box(&text)));
 }
 
 /// The reference, tables already built.
-#[divan::bench(args = ["prompt_4kb", "code", "json", "cjk"])]
+#[divan::bench(args = ["support_prompt", "code", "json", "cjk"])]
 fn count_tiktoken_rs_o200k(bencher: Bencher, which: &str) {
     let text = texts().into_iter().find(|(n, _)| *n == which).unwrap().1;
     let bpe = tiktoken_rs::o200k_base_singleton();
