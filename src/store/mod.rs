@@ -8,7 +8,6 @@ mod audit;
 mod eval;
 mod portfolios;
 mod prompts;
-mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_eval.sql"),
     include_str!("migrations/0003_portfolio.sql"),
     include_str!("migrations/0004_eval_runs.sql"),
+    include_str!("migrations/0005_drop_token_cache.sql"),
 ];
 
 /// The schema version this build writes.

@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use super::super::context::{Context, actor};
 use super::super::error::{CliError, CmdResult, Exit};
-use super::diff::fixed_tokens;
 use crate::prompt::{Prompt, discover, relative_to};
 use crate::store::{NewCommit, OpenMode, StoredVersion};
 
@@ -53,10 +52,6 @@ pub fn run(ctx: &mut Context, args: CommitArgs) -> CmdResult {
     let commits: Vec<NewCommit<'_>> =
         versions.iter().map(|version| NewCommit { version, message: args.message.as_deref() }).collect();
     let made = store.commit_versions(&commits, &actor())?;
-    // Counting tokens loads the tokenizer (tens of ms); doing it now keeps later diffs fast.
-    for prompt in &prompts {
-        fixed_tokens(Some(&mut store), prompt)?;
-    }
     let entry =
         |p: &Prompt| Entry { name: p.name().into(), version: p.version_id.clone(), path: p.source.path.clone() };
     let is_new = |p: &Prompt| made.iter().any(|c| c.name == p.name() && c.version_id == p.version_id);

@@ -91,25 +91,11 @@ pub struct TokenCount {
     pub tokens: u64,
 }
 
-/// Tokens of the prompt's fixed part; cached in the state by content hash when a store is given.
-pub fn fixed_tokens(store: Option<&mut Store>, prompt: &Prompt) -> Result<TokenCount, CliError> {
+/// Tokens of the prompt's fixed part, in the model's encoding.
+pub fn fixed_tokens(prompt: &Prompt) -> Result<TokenCount, CliError> {
     let tokenizer = tokenizer_for(prompt.model().unwrap_or("gpt-4o"));
-    let encoding = tokenizer.encoding.name();
-    let cached = match &store {
-        Some(store) => store.cached_token_count(&prompt.content_hash, encoding)?,
-        None => None,
-    };
-    let tokens = match cached {
-        Some(tokens) => tokens,
-        None => {
-            let tokens = count_messages(tokenizer.encoding, &prompt.fixed_messages()?) as u64;
-            if let Some(store) = store {
-                store.cache_token_count(&prompt.content_hash, encoding, tokens)?;
-            }
-            tokens
-        }
-    };
-    Ok(TokenCount { encoding, exact: tokenizer.exact, tokens })
+    let tokens = count_messages(tokenizer.encoding, &prompt.fixed_messages()?) as u64;
+    Ok(TokenCount { encoding: tokenizer.encoding.name(), exact: tokenizer.exact, tokens })
 }
 
 struct Side {
@@ -118,7 +104,7 @@ struct Side {
 }
 
 pub fn run(ctx: &mut Context, args: DiffArgs) -> CmdResult {
-    let mut store = ctx.open_store(OpenMode::MustExist)?;
+    let store = ctx.open_store(OpenMode::MustExist)?;
     let (from, to) = match &args.to {
         Some(to) => (stored_side(&store, &args.from)?, stored_side(&store, to)?),
         None if args.from.reference.is_some() => {
@@ -127,8 +113,8 @@ pub fn run(ctx: &mut Context, args: DiffArgs) -> CmdResult {
         None => (default_base(ctx, &store, &args.from.name)?, working_side(ctx, &args.from.name)?),
     };
     let structural = diff(&from.prompt, &to.prompt, &side_title(&from.info), &side_title(&to.info));
-    let from_tokens = fixed_tokens(Some(&mut store), &from.prompt)?;
-    let to_tokens = fixed_tokens(Some(&mut store), &to.prompt)?;
+    let from_tokens = fixed_tokens(&from.prompt)?;
+    let to_tokens = fixed_tokens(&to.prompt)?;
     let differs = !structural.is_empty();
     let book = ctx.price_book()?;
     let report = Report {
