@@ -6,6 +6,7 @@
 
 mod audit;
 mod prompts;
+mod requests;
 mod tokens;
 
 use std::path::{Path, PathBuf};
@@ -15,9 +16,14 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 pub use audit::AuditEvent;
 pub use prompts::{CommitRecord, LabelEvent, NewCommit, StoredVersion};
+pub use requests::{Inserted, ModelDay, NewRequest, RequestSource};
 
 /// Migrations in order; schema version N is the state after applying the first N.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql"), include_str!("migrations/0002_eval.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_eval.sql"),
+    include_str!("migrations/0003_traces.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

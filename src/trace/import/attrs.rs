@@ -169,17 +169,17 @@ impl<'s, 'a> Attrs<'s, 'a> {
     /// The first attribute present under any of `names`, span before resource.
     pub fn get(&self, names: &[&str]) -> Option<&'s AttrValue<'a>> {
         for name in names {
-            if let Some(kv) = self.span.iter().find(|kv| kv.key == *name) {
-                if kv.value != AttrValue::Empty {
-                    return Some(&kv.value);
-                }
+            if let Some(kv) = self.span.iter().find(|kv| kv.key == *name)
+                && kv.value != AttrValue::Empty
+            {
+                return Some(&kv.value);
             }
         }
         for name in names {
-            if let Some(kv) = self.resource.iter().find(|kv| kv.key == *name) {
-                if kv.value != AttrValue::Empty {
-                    return Some(&kv.value);
-                }
+            if let Some(kv) = self.resource.iter().find(|kv| kv.key == *name)
+                && kv.value != AttrValue::Empty
+            {
+                return Some(&kv.value);
             }
         }
         None

@@ -286,10 +286,11 @@ pub fn content_hash(row: &RequestRow) -> String {
 pub fn hex_id(id: &str) -> String {
     let id = id.trim();
     let is_hex = id.bytes().all(|b| b.is_ascii_hexdigit());
-    if !is_hex && (id.len() == 24 || id.len() == 12) {
-        if let Some(bytes) = decode_base64(id) {
-            return hex::encode(bytes);
-        }
+    if !is_hex
+        && (id.len() == 24 || id.len() == 12)
+        && let Some(bytes) = decode_base64(id)
+    {
+        return hex::encode(bytes);
     }
     id.to_ascii_lowercase()
 }

@@ -425,15 +425,15 @@ fn normalize_span(
     if model.is_none() && !has_usage && !has_provider {
         return Ok(None);
     }
-    if let Some(op) = attrs.text(names::OPERATION) {
-        if NOT_MODEL_CALLS.contains(&op.as_str()) {
-            return Ok(None);
-        }
+    if let Some(op) = attrs.text(names::OPERATION)
+        && NOT_MODEL_CALLS.contains(&op.as_str())
+    {
+        return Ok(None);
     }
-    if let Some(kind) = attrs.text(names::OPENINFERENCE_KIND) {
-        if !kind.eq_ignore_ascii_case("llm") {
-            return Ok(None);
-        }
+    if let Some(kind) = attrs.text(names::OPENINFERENCE_KIND)
+        && !kind.eq_ignore_ascii_case("llm")
+    {
+        return Ok(None);
     }
     let Some(model) = model else {
         return Err("a GenAI span without a model (gen_ai.request.model)".into());
@@ -629,11 +629,11 @@ fn input_messages(attrs: &Attrs<'_, '_>) -> Vec<Message> {
         let content = parse_json_messages(&system).map_or(system, |parts| join_parts(&parts));
         messages.push(Message { role: "system".into(), content });
     }
-    if let Some(AttrValue::Str(json)) = attrs.get(&["gen_ai.input.messages"]) {
-        if let Some(values) = parse_json_messages(json) {
-            messages.extend(values.iter().map(message_from_json));
-            return messages;
-        }
+    if let Some(AttrValue::Str(json)) = attrs.get(&["gen_ai.input.messages"])
+        && let Some(values) = parse_json_messages(json)
+    {
+        messages.extend(values.iter().map(message_from_json));
+        return messages;
     }
     for (prefix, role_suffix, content_suffix) in
         [("gen_ai.prompt", "role", "content"), ("llm.input_messages", "message.role", "message.content")]
@@ -653,10 +653,10 @@ fn input_messages(attrs: &Attrs<'_, '_>) -> Vec<Message> {
 }
 
 fn output_text(attrs: &Attrs<'_, '_>, stream: &[StreamCheckpoint]) -> Option<String> {
-    if let Some(AttrValue::Str(json)) = attrs.get(&["gen_ai.output.messages"]) {
-        if let Some(values) = parse_json_messages(json) {
-            return values.first().map(|m| message_from_json(m).content);
-        }
+    if let Some(AttrValue::Str(json)) = attrs.get(&["gen_ai.output.messages"])
+        && let Some(values) = parse_json_messages(json)
+    {
+        return values.first().map(|m| message_from_json(m).content);
     }
     for (prefix, suffix) in [("gen_ai.completion", "content"), ("llm.output_messages", "message.content")] {
         if let Some((_, v)) = attrs.indexed(prefix, suffix).first() {
