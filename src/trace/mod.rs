@@ -4,4 +4,5 @@ pub mod generate;
 pub mod import;
 pub mod model;
 pub mod records;
+pub mod stats;
 pub mod tails;

@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::stats::percentile::Percentiles;
 use crate::trace::model::{RequestStatus, UsageSource};
 use crate::trace::records::{Call, CallIds, Calls, Checkpoints, Sym};
+use crate::trace::stats::prompt_key;
 pub use loops::{LoopDetector, LoopFinding, repeated_chunks};
 
 /// The kinds of tail event.
@@ -691,18 +692,6 @@ fn summarize(
         truncation_not_judged: not_judged,
         flagged: streamed.iter().zip(events_of).filter(|(_, e)| !e.is_empty()).map(|(c, e)| (c.id, e)).collect(),
     }
-}
-
-fn prompt_key(calls: &Calls, call: &Call) -> String {
-    match (call.prompt_name, call.prompt_version) {
-        (Some(name), Some(version)) => format!("{}@{}", calls.name(name), short(calls.name(version))),
-        (Some(name), None) => calls.name(name).to_string(),
-        (None, _) => "(no prompt)".to_string(),
-    }
-}
-
-fn short(version: &str) -> &str {
-    &version[..version.len().min(12)]
 }
 
 fn latency_p95_by_model(streamed: &[&Call]) -> HashMap<(Sym, Sym), f64> {
