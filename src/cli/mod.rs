@@ -4,8 +4,11 @@ pub mod context;
 pub mod error;
 pub mod output;
 
+mod cost;
 mod init;
+mod pricing;
 mod prompt;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -42,6 +45,15 @@ pub enum Command {
     Init(init::InitArgs),
     #[command(subcommand)]
     Prompt(prompt::PromptCommand),
+    /// Import trace exports; statistics and the streaming tail taxonomy
+    #[command(subcommand)]
+    Trace(trace::TraceCommand),
+    /// Effective-dated prices in use; models in stored traces without a price
+    #[command(subcommand)]
+    Pricing(pricing::PricingCommand),
+    /// The cost of the distribution served; routing simulations
+    #[command(subcommand)]
+    Cost(cost::CostCommand),
 }
 
 /// Parses the command line, runs the command, reports any error, and returns the exit code.
@@ -64,6 +76,9 @@ fn dispatch(ctx: &mut Context, command: Command) -> CmdResult {
     match command {
         Command::Init(args) => init::run(ctx, args),
         Command::Prompt(cmd) => prompt::run(ctx, cmd),
+        Command::Trace(cmd) => trace::run(ctx, cmd),
+        Command::Pricing(cmd) => pricing::run(ctx, cmd),
+        Command::Cost(cmd) => cost::run(ctx, cmd),
     }
 }
 

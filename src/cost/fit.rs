@@ -23,11 +23,14 @@ pub struct PowerFit {
 /// Why a curve could not be fitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FitError {
-    #[error("fewer than 3 conversations with a known, non-zero cost")]
+    #[error("fewer than {MIN_POINTS} conversations with a known, non-zero cost")]
     TooFewPoints,
     #[error("every conversation has the same number of turns")]
     NoSpread,
 }
+
+/// Fewer points than this fit anything and mean nothing: the interval would span every shape.
+pub const MIN_POINTS: usize = 10;
 
 /// Least squares of ln(cost) on ln(turns) over `points` (turns, cost in USD); points with zero turns or
 /// no positive cost are left out.
@@ -38,7 +41,7 @@ pub fn power_law(points: impl IntoIterator<Item = (u64, f64)>) -> Result<PowerFi
         .map(|(t, c)| ((t as f64).ln(), c.ln()))
         .collect();
     let n = logs.len();
-    if n < 3 {
+    if n < MIN_POINTS {
         return Err(FitError::TooFewPoints);
     }
     let nf = n as f64;
@@ -85,22 +88,24 @@ mod tests {
 
     #[test]
     fn interval_matches_a_hand_computation() {
-        // x = ln t for t = 1, 2, 4, 8 → 0, ln2, 2ln2, 3ln2; y = ln c with noise.
-        let points = [(1, 1.0), (2, 2.2), (4, 3.9), (8, 8.4)];
+        // x = ln t for t = 1, 2, 4, 8 (each twice, so the 10-point minimum is met) → 0, ln2, 2ln2, 3ln2.
+        let points = [(1, 1.0), (2, 2.2), (4, 3.9), (8, 8.4)].repeat(2);
+        let points = [points, vec![(1, 1.0), (8, 8.4)]].concat();
         let fit = power_law(points).unwrap();
-        // By hand: slope 1.0037139, intercept 0.0258343, standard error of the slope 0.0421727, and
-        // t(0.975, 2) = 4.3026527 → [0.8222592, 1.1851685].
-        assert!((fit.exponent - 1.003_713_9).abs() < 1e-6, "{fit:?}");
-        assert!((fit.scale_usd - 0.025_834_3_f64.exp()).abs() < 1e-6);
-        assert!((fit.exponent_ci95[0] - 0.822_259_2).abs() < 1e-6, "{fit:?}");
-        assert!((fit.exponent_ci95[1] - 1.185_168_5).abs() < 1e-6, "{fit:?}");
+        // By hand: slope 1.0098429, intercept 0.0184016, standard error of the slope 0.0178294, and
+        // t(0.975, 8) = 2.3060041 → [0.9687283, 1.0509576].
+        assert!((fit.exponent - 1.009_842_9).abs() < 1e-6, "{fit:?}");
+        assert!((fit.scale_usd - 0.018_401_6_f64.exp()).abs() < 1e-6);
+        assert!((fit.exponent_ci95[0] - 0.968_728_3).abs() < 1e-6, "{fit:?}");
+        assert!((fit.exponent_ci95[1] - 1.050_957_6).abs() < 1e-6, "{fit:?}");
+        assert!((t_975(8.0) - 2.306_004_1).abs() < 1e-6);
         assert!((t_975(2.0) - 4.302_652_7).abs() < 1e-6);
     }
 
     #[test]
     fn refuses_degenerate_inputs() {
         assert_eq!(power_law([(1, 1.0), (2, 2.0)]), Err(FitError::TooFewPoints));
-        assert_eq!(power_law([(3, 1.0), (3, 2.0), (3, 4.0)]), Err(FitError::NoSpread));
+        assert_eq!(power_law((1..=12).map(|i| (3, i as f64))), Err(FitError::NoSpread));
         assert_eq!(power_law([(0, 1.0), (2, 0.0), (4, f64::NAN)]), Err(FitError::TooFewPoints));
     }
 }

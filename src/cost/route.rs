@@ -415,7 +415,7 @@ fn assumptions(r: &Rates, target: &str, config: &RouteConfig, left_out: u64) -> 
         if config.failure_cost == Usd::ZERO {
             "a failure that reaches a user is not priced (pass --failure-cost USD for support time, refunds, churn)".to_string()
         } else {
-            format!("a failure that reaches a user costs {} (support time, refunds, churn)", config.failure_cost)
+            format!("a failure that reaches a user costs ${:.2} (support time, refunds, churn)", config.failure_cost.as_f64())
         },
         "observed failure = the last attempt ended in an error, timeout or cancellation, or a stream cut without usage; answers that were wrong are invisible in traces — configure the rates from evals".to_string(),
         "requests that are not hard are served as they were, at their observed cost and failures".to_string(),

@@ -169,14 +169,13 @@ impl Store {
         Ok(())
     }
 
-    /// Models seen in stored requests, per UTC day: (provider, request model, response model, day in ms
-    /// since the epoch at 00:00 UTC, rows).
+    /// Models (and service tiers) seen in stored requests, per UTC day, with their row counts.
     pub fn models_by_day(&self) -> Result<Vec<ModelDay>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT provider, request_model, response_model, ts_ms / 86400000, count(*) FROM request
-                 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+                "SELECT provider, request_model, response_model, service_tier, batch, ts_ms / 86400000, count(*)
+                 FROM request GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -185,8 +184,10 @@ impl Store {
                     provider: r.get(0)?,
                     request_model: r.get(1)?,
                     response_model: r.get(2)?,
-                    day: r.get(3)?,
-                    rows: r.get::<_, i64>(4)? as u64,
+                    service_tier: r.get(3)?,
+                    batch: r.get::<_, i64>(4)? != 0,
+                    day: r.get(5)?,
+                    rows: r.get::<_, i64>(6)? as u64,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -228,12 +229,14 @@ impl Store {
     }
 }
 
-/// A model seen on a day, with its row count.
+/// A model and tier seen on a day, with its row count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelDay {
     pub provider: String,
     pub request_model: String,
     pub response_model: Option<String>,
+    pub service_tier: Option<String>,
+    pub batch: bool,
     /// Days since 1970-01-01 (UTC).
     pub day: i64,
     pub rows: u64,

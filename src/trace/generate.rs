@@ -302,7 +302,7 @@ impl Generator {
             let input = fixed + history + user_tokens;
             let cached =
                 if self.rng.random_bool(0.9) && previous_input >= 1024 { previous_input / 128 * 128 } else { 0 };
-            let output = self.lognormal(90.0, 0.45, 25.0, 400.0) as u64;
+            let output = self.lognormal(110.0, 0.65, 25.0, 700.0) as u64;
             let words = self.reply_words(output as usize);
             let output = words.len() as u64;
             let mut messages = vec![Message {
@@ -418,17 +418,24 @@ impl Generator {
         };
         let mut attempt = 1;
         if let Some(status) = failed_first {
-            let latency = if status == RequestStatus::Timeout { 30_000 } else { self.rng.random_range(80..300) };
-            let error = if status == RequestStatus::Timeout {
-                "request timed out after 30 s"
-            } else {
-                "429 Too Many Requests: rate limit reached"
-            };
+            let timeout = status == RequestStatus::Timeout;
+            let latency = if timeout { 30_000 } else { self.rng.random_range(80..300) };
+            let error =
+                if timeout { "request timed out after 30 s" } else { "429 Too Many Requests: rate limit reached" };
             let row = self.row(call, *t, trace_id, conversation, tenant, &logical, attempt, latency);
+            // A rate-limited call is refused before any token is processed. A timed-out one was processed
+            // and billed, but the client never saw the usage block: the tracer counted the tokens itself.
+            let (usage, usage_source) = if timeout {
+                let u = &call.usage;
+                let output = self.rng.random_range(0..=u.output_total.max(1));
+                (Usage::from_inclusive(u.input_total, 0, 0, output, 0), UsageSource::Estimated)
+            } else {
+                (Usage::default(), UsageSource::Missing)
+            };
             let row = RequestRow {
                 status,
-                usage_source: UsageSource::Missing,
-                usage: Usage::default(),
+                usage_source,
+                usage,
                 finish_reason: None,
                 error: Some(error.into()),
                 output: None,
@@ -579,7 +586,7 @@ impl Generator {
                     gap *= self.rng.random_range(7.0..11.0);
                 }
                 if stall_at == Some(k) {
-                    gap += self.rng.random_range(2_500.0..9_000.0);
+                    gap += self.rng.random_range(2_200.0..4_000.0);
                 }
                 at += gap.round().max(1.0) as u64;
             }

@@ -277,10 +277,16 @@ fn normalize_line(r: Line<'_>, options: &ImportOptions) -> Result<(RequestRow, C
             .into_iter()
             .map(|m| Message { role: m.role.unwrap_or_default(), content: m.content.map(|c| c.0).unwrap_or_default() })
             .collect(),
-        output: r.output.map(|o| o.0),
+        // Like the OTLP reader: without an output, the streamed text is the output.
+        output: r.output.map(|o| o.0).or_else(|| streamed_text(&stream)),
         stream,
     };
     Ok((row, convention))
+}
+
+fn streamed_text(stream: &[StreamCheckpoint]) -> Option<String> {
+    let texts: Vec<&str> = stream.iter().filter_map(|c| c.text.as_deref()).collect();
+    (!texts.is_empty()).then(|| texts.concat())
 }
 
 fn line_usage(u: &LineUsage) -> Result<ReportedUsage, String> {

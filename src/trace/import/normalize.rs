@@ -242,7 +242,7 @@ pub fn parse_status(text: &str) -> Option<RequestStatus> {
 /// The status an `error.type` implies: timeouts and client cancellations are their own classes.
 pub fn status_from_error_type(error_type: &str) -> RequestStatus {
     let t = error_type.to_ascii_lowercase();
-    if t.contains("timeout") || t.contains("timedout") || t.contains("deadline") {
+    if t.contains("timeout") || t.contains("timed out") || t.contains("timedout") || t.contains("deadline") {
         RequestStatus::Timeout
     } else if t.contains("cancel") || t.contains("abort") {
         RequestStatus::Aborted
@@ -375,6 +375,14 @@ mod tests {
         assert_eq!(provider_id(None, "gpt-4o-mini"), "openai");
         assert_eq!(provider_id(None, "claude-sonnet-4-5"), "anthropic");
         assert_eq!(provider_id(None, "my-llama"), "unknown");
+    }
+
+    #[test]
+    fn error_types_and_messages_name_timeouts_and_cancellations() {
+        assert_eq!(status_from_error_type("timeout"), RequestStatus::Timeout);
+        assert_eq!(status_from_error_type("Request timed out."), RequestStatus::Timeout);
+        assert_eq!(status_from_error_type("client_cancelled"), RequestStatus::Aborted);
+        assert_eq!(status_from_error_type("rate_limit"), RequestStatus::Error);
     }
 
     #[test]
