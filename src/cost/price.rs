@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::civil::Date;
 use serde::Serialize;
 
+use crate::money::PerMTok;
 use crate::money::Usd;
-use crate::pricing::{Billing, PriceBook, PriceRow, Tier};
+use crate::pricing::{CostError, PriceBook, PriceRow, Tier, TokenClass};
 use crate::trace::model::{RequestStatus, Usage, UsageSource};
-use crate::trace::records::{Call, Calls, Sym};
+use crate::trace::records::{Call, Calls, FastMap, Sym};
 
 /// A request's price, or why it has none.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,15 +83,72 @@ pub fn utc_day(ts_ms: i64) -> Date {
 
 type RowKey = (Sym, Sym, Option<Sym>, i64);
 
+/// The price of each token class for one row and tier, below and above its long-context threshold, so that
+/// a million requests cost a table lookup each instead of a fallback search each.
+struct ClassPrices {
+    base: [Option<PerMTok>; 6],
+    /// (threshold in input tokens, prices above it)
+    long_context: Option<(u64, [Option<PerMTok>; 6])>,
+}
+
+const CLASSES: [TokenClass; 6] = [
+    TokenClass::Input,
+    TokenClass::CacheRead,
+    TokenClass::CacheWrite5m,
+    TokenClass::CacheWrite1h,
+    TokenClass::Output,
+    TokenClass::Reasoning,
+];
+
+impl ClassPrices {
+    fn of(row: &PriceRow, tier: Tier) -> Self {
+        let prices = |lc: bool| CLASSES.map(|class| row.price_for(class, tier, lc).map(|(price, _)| price));
+        ClassPrices {
+            base: prices(false),
+            long_context: row.long_context.map(|lc| (lc.above_input_tokens, prices(true))),
+        }
+    }
+
+    /// Exactly what `pricing::cost` computes, without building its per-class lines.
+    fn cost(&self, row: &PriceRow, tier: Tier, usage: &Usage) -> Result<Usd, CostError> {
+        if !usage.is_consistent() {
+            return Err(CostError::InconsistentUsage);
+        }
+        let (prices, long_context) = match &self.long_context {
+            Some((above, prices)) if usage.input_total > *above => (prices, true),
+            _ => (&self.base, false),
+        };
+        let tokens = [
+            usage.input_uncached,
+            usage.cache_read,
+            usage.cache_write_5m,
+            usage.cache_write_1h,
+            usage.output_total - usage.reasoning,
+            usage.reasoning,
+        ];
+        let mut total = Usd::ZERO;
+        for ((class, price), n) in CLASSES.iter().zip(prices).zip(tokens) {
+            if n == 0 {
+                continue;
+            }
+            let price =
+                price.ok_or(CostError::MissingPrice { model: row.model.clone(), tier, class: *class, long_context })?;
+            total += price.cost(n);
+        }
+        Ok(total)
+    }
+}
+
 /// Looks up (and remembers) the row in force for a call's model on its day.
 pub struct Pricer<'b> {
     book: &'b PriceBook,
-    rows: HashMap<RowKey, Result<&'b PriceRow, String>>,
+    rows: FastMap<RowKey, Result<&'b PriceRow, String>>,
+    prices: FastMap<(usize, Tier), ClassPrices>,
 }
 
 impl<'b> Pricer<'b> {
     pub fn new(book: &'b PriceBook) -> Self {
-        Pricer { book, rows: HashMap::new() }
+        Pricer { book, rows: FastMap::default(), prices: FastMap::default() }
     }
 
     /// The row in force for the snapshot that served the call (its response model), falling back to the
@@ -121,7 +179,9 @@ impl<'b> Pricer<'b> {
         let tier_name = c.service_tier.map(|t| calls.name(t));
         let tier = Tier::from_request(tier_name, c.batch)
             .ok_or_else(|| format!("no prices for service tier `{}`", tier_name.unwrap_or("")))?;
-        row.cost(usage, Billing { tier, long_context: true }).map(|cost| cost.total).map_err(|e| e.to_string())
+        let prices =
+            self.prices.entry((row as *const PriceRow as usize, tier)).or_insert_with(|| ClassPrices::of(row, tier));
+        prices.cost(row, tier, usage).map_err(|e| e.to_string())
     }
 }
 
@@ -227,6 +287,42 @@ mod tests {
             p.unpriced.iter().any(|u| u.model == "vllm:llama-3.1-8b-instruct" && u.reason.contains("unknown provider"))
         );
         assert!(p.unpriced.iter().any(|u| u.reason.contains("service tier `scale`")));
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_price_book_to_the_pico_dollar() {
+        use crate::pricing::Billing;
+        use crate::trace::generate::{GenerateConfig, generate};
+        let mut rows: Vec<RequestRow> = generate(&GenerateConfig {
+            conversations: 800,
+            messages: false,
+            checkpoints: false,
+            ..GenerateConfig::default()
+        })
+        .map(|g| g.row)
+        .collect();
+        // Long context on both sides of the threshold, in both tiers that have it.
+        for (input, tier) in [(200_000, None), (200_001, None), (250_000, Some("priority")), (250_000, Some("batch"))] {
+            rows.push(row("anthropic", "claude-sonnet-4-5", None, Usage::from_additive(input, 0, 0, 0, 500, 0), tier));
+        }
+        let calls = Calls::from_rows(&rows);
+        let book = PriceBook::embedded();
+        let p = price_calls(&calls, book);
+        let mut pricer = Pricer::new(book);
+        let mut compared = 0;
+        for (i, c) in calls.calls.iter().enumerate() {
+            let Ok(row) = pricer.row(&calls, c) else { continue };
+            let tier = Tier::from_request(c.service_tier.map(|t| calls.name(t)), c.batch).unwrap();
+            let slow = row.cost(&c.usage, Billing { tier, long_context: true }).map(|cost| cost.total);
+            match (slow, &p.prices[i]) {
+                (Ok(usd), Price::Known(fast)) => assert_eq!(usd, *fast, "row {i}"),
+                (Ok(_), Price::NoUsage) => {}
+                (Err(e), Price::NoPrice(reason)) => assert_eq!(e.to_string(), p.reasons[*reason as usize], "row {i}"),
+                (slow, fast) => panic!("row {i}: {slow:?} vs {fast:?}"),
+            }
+            compared += 1;
+        }
+        assert!(compared > 3_000);
     }
 
     #[test]

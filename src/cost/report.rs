@@ -2,7 +2,7 @@
 //! against the naive "median request × count", per-conversation cost and its curve over turns, the
 //! share of spend in the most expensive conversations, and what retries add.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -10,7 +10,7 @@ use super::fit::{PowerFit, power_law};
 use super::price::{Pricing, Unpriced, WithoutUsage};
 use crate::money::Usd;
 use crate::stats::percentile::Percentiles;
-use crate::trace::records::{Call, Calls, Sym};
+use crate::trace::records::{Call, Calls, FastMap, Sym, Symbols};
 use crate::trace::stats::prompt_key;
 
 /// How `--by` groups requests.
@@ -164,6 +164,17 @@ fn logical_key(c: &Call) -> u64 {
     c.logical.unwrap_or(!(c.id as u64))
 }
 
+/// The last attempt number of each logical request.
+fn last_attempts(calls: &Calls) -> FastMap<u64, u32> {
+    let mut last: FastMap<u64, u32> = FastMap::default();
+    last.reserve(calls.calls.len());
+    for c in &calls.calls {
+        let entry = last.entry(logical_key(c)).or_insert(c.attempt);
+        *entry = (*entry).max(c.attempt);
+    }
+    last
+}
+
 /// Builds the report. `top` limits the groups listed for `--by conversation`.
 pub fn report(calls: &Calls, pricing: &Pricing, by: GroupBy, top: usize) -> CostReport {
     let mut request_costs: Vec<Usd> = Vec::with_capacity(calls.calls.len());
@@ -174,11 +185,12 @@ pub fn report(calls: &Calls, pricing: &Pricing, by: GroupBy, top: usize) -> Cost
             total += usd;
         }
     }
-    let attempts = attempts(calls, pricing);
+    let last = last_attempts(calls);
+    let attempts = attempts(calls, pricing, &last);
     let per_request = CostSpread::of(&request_costs);
     let median = per_request.p50.unwrap_or(0.0);
     let naive_usd = median * attempts.logical_requests as f64;
-    let (conversations, conversation_points) = conversations(calls, pricing);
+    let (conversations, conversation_points) = conversations(calls, pricing, &last);
     CostReport {
         requests: calls.calls.len() as u64,
         priced: request_costs.len() as u64,
@@ -204,13 +216,7 @@ pub fn report(calls: &Calls, pricing: &Pricing, by: GroupBy, top: usize) -> Cost
     }
 }
 
-fn attempts(calls: &Calls, pricing: &Pricing) -> Attempts {
-    // The last attempt of each logical request.
-    let mut last: HashMap<u64, u32> = HashMap::new();
-    for c in &calls.calls {
-        let entry = last.entry(logical_key(c)).or_insert(c.attempt);
-        *entry = (*entry).max(c.attempt);
-    }
+fn attempts(calls: &Calls, pricing: &Pricing, last: &FastMap<u64, u32>) -> Attempts {
     let (mut retried, mut failed) = (Usd::ZERO, Usd::ZERO);
     let mut billed = 0;
     for (i, c) in calls.calls.iter().enumerate() {
@@ -238,30 +244,37 @@ fn attempts(calls: &Calls, pricing: &Pricing) -> Attempts {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Conversation {
     cost: Usd,
-    logical: HashSet<u64>,
+    /// Logical requests: each counted at its last attempt.
+    turns: u64,
     unpriced: bool,
+    seen: bool,
 }
 
-fn conversations(calls: &Calls, pricing: &Pricing) -> (Conversations, Vec<(u64, Usd)>) {
-    let mut by_id: HashMap<Sym, Conversation> = HashMap::new();
+fn conversations(calls: &Calls, pricing: &Pricing, last: &FastMap<u64, u32>) -> (Conversations, Vec<(u64, Usd)>) {
+    // Symbols are dense, so conversations can live in an array indexed by their symbol.
+    let mut by_id: Vec<Conversation> = vec![Conversation::default(); calls.symbols.len()];
     let mut without = 0;
     for (i, c) in calls.calls.iter().enumerate() {
         let Some(id) = c.conversation else {
             without += 1;
             continue;
         };
-        let conv = by_id.entry(id).or_default();
-        conv.logical.insert(logical_key(c));
+        let conv = &mut by_id[Symbols::index(id)];
+        conv.seen = true;
+        if c.attempt == last[&logical_key(c)] {
+            conv.turns += 1;
+        }
         match pricing.known(i) {
             Some(usd) => conv.cost += usd,
             None => conv.unpriced = true,
         }
     }
-    let partly_priced = by_id.values().filter(|c| c.unpriced).count() as u64;
-    let mut points: Vec<(u64, Usd)> = by_id.into_values().map(|c| (c.logical.len() as u64, c.cost)).collect();
+    let seen: Vec<&Conversation> = by_id.iter().filter(|c| c.seen).collect();
+    let partly_priced = seen.iter().filter(|c| c.unpriced).count() as u64;
+    let mut points: Vec<(u64, Usd)> = seen.iter().map(|c| (c.turns, c.cost)).collect();
     points.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     let costs: Vec<Usd> = points.iter().map(|p| p.1).collect();
     let total: Usd = costs.iter().copied().sum();
@@ -329,6 +342,17 @@ fn curve(points: &[(u64, Usd)]) -> Vec<TurnBucket> {
         .collect()
 }
 
+/// A group's identity from symbols, so that rows are grouped without building their names.
+fn group_id(c: &Call, by: GroupBy) -> u64 {
+    let index = |s: Option<Sym>| s.map_or(u32::MAX as u64, |s| Symbols::index(s) as u64);
+    match by {
+        GroupBy::Model => (index(Some(c.provider)) << 32) | index(Some(c.request_model)),
+        GroupBy::Prompt => (index(c.prompt_name) << 32) | index(c.prompt_version),
+        GroupBy::Conversation => index(c.conversation),
+        GroupBy::Tenant => index(c.tenant),
+    }
+}
+
 fn group_key(calls: &Calls, c: &Call, by: GroupBy) -> String {
     let named = |s: Option<Sym>| s.map_or("(none)".to_string(), |s| calls.name(s).to_string());
     match by {
@@ -341,20 +365,28 @@ fn group_key(calls: &Calls, c: &Call, by: GroupBy) -> String {
 
 fn groups(calls: &Calls, pricing: &Pricing, by: GroupBy, total: Usd, top: usize) -> Vec<GroupCost> {
     struct Acc {
+        first: usize,
         requests: u64,
         costs: Vec<Usd>,
         sum: Usd,
     }
-    let mut map: HashMap<String, Acc> = HashMap::new();
+    let mut map: FastMap<u64, Acc> = FastMap::default();
     for (i, c) in calls.calls.iter().enumerate() {
-        let acc = map.entry(group_key(calls, c, by)).or_insert(Acc { requests: 0, costs: Vec::new(), sum: Usd::ZERO });
+        let acc =
+            map.entry(group_id(c, by)).or_insert(Acc { first: i, requests: 0, costs: Vec::new(), sum: Usd::ZERO });
         acc.requests += 1;
         if let Some(usd) = pricing.known(i) {
             acc.costs.push(usd);
             acc.sum += usd;
         }
     }
-    let mut out: Vec<GroupCost> = map
+    let mut named: Vec<(String, Acc)> =
+        map.into_values().map(|acc| (group_key(calls, &calls.calls[acc.first], by), acc)).collect();
+    named.sort_by(|a, b| b.1.sum.cmp(&a.1.sum).then(a.0.cmp(&b.0)));
+    if by == GroupBy::Conversation {
+        named.truncate(top);
+    }
+    named
         .into_iter()
         .map(|(key, acc)| GroupCost {
             key,
@@ -366,15 +398,7 @@ fn groups(calls: &Calls, pricing: &Pricing, by: GroupBy, total: Usd, top: usize)
             share: if total == Usd::ZERO { 0.0 } else { acc.sum.0 as f64 / total.0 as f64 },
             cost: CostSpread::of(&acc.costs),
         })
-        .collect();
-    out.sort_by(|a, b| {
-        let exact = |g: &GroupCost| g.picodollars.parse::<i128>().unwrap_or(0);
-        exact(b).cmp(&exact(a)).then(a.key.cmp(&b.key))
-    });
-    if by == GroupBy::Conversation {
-        out.truncate(top);
-    }
-    out
+        .collect()
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 pub use audit::AuditEvent;
 pub use prompts::{CommitRecord, LabelEvent, NewCommit, StoredVersion};
-pub use requests::{Inserted, ModelDay, NewRequest, RequestSource};
+pub use requests::{Inserted, ModelDay, NewRequest, RequestSource, RequestWriter};
 
 /// Migrations in order; schema version N is the state after applying the first N.
 const MIGRATIONS: &[&str] = &[

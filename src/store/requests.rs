@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Row, Transaction, params};
+use rusqlite::{Connection, Row, params};
 
 use super::{Store, StoreError};
 use crate::trace::model::{RequestRow, RequestStatus, Usage, UsageSource};
@@ -71,31 +71,71 @@ const INSERT_REQUEST: &str = "INSERT INTO request (source, source_key, content_h
 
 const INSERT_EVENT: &str = "INSERT INTO stream_event (request_id, seq, t_ms, tokens, text) VALUES (?1, ?2, ?3, ?4, ?5)";
 
-/// SQLite's default page cache is 2 MB; the unique key index of a large import outgrows that quickly and
-/// every insert then reads pages from disk. 64 MB keeps a few million keys' worth of index hot.
-const BULK_CACHE_KIB: i64 = 64 * 1024;
+/// SQLite's default page cache is 2 MB; the key and time indexes of a large import outgrow that quickly
+/// and every insert then reads pages back from disk. 128 MB keeps a few million rows' worth of index hot;
+/// it is a ceiling, not an allocation.
+const BULK_CACHE_KIB: i64 = 128 * 1024;
+
+/// A bulk import commits this often. Keys are random, so every commit rewrites most pages of the key index
+/// to the write-ahead log: committing every few thousand rows would write the index hundreds of times.
+/// An interrupted import loses at most the rows since the last commit, and importing again restores them.
+const ROWS_PER_COMMIT: usize = 100_000;
 
 impl Store {
     /// Inserts a batch in one transaction. Rows whose key is already stored are not inserted; the result
     /// says, per row, whether it was new, a duplicate, or a conflict (same key, other content).
     pub fn insert_requests(&mut self, batch: &[NewRequest<'_>]) -> Result<Vec<Inserted>, StoreError> {
-        self.conn.execute_batch(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB}")).map_err(|e| self.err(e))?;
         self.write(|tx| insert_requests_in(tx, batch))
     }
 
+    /// A writer for many batches (trace import): one transaction over up to [`ROWS_PER_COMMIT`] rows,
+    /// with a larger page cache. Call [`RequestWriter::finish`]; dropping it without rolls back the rows
+    /// since the last commit.
+    pub fn request_writer(&mut self) -> Result<RequestWriter<'_>, StoreError> {
+        self.conn.execute_batch(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB}")).map_err(|e| self.err(e))?;
+        Ok(RequestWriter { store: self, in_transaction: false, since_commit: 0 })
+    }
+
     /// Stored requests matching `filter`, in insertion order, reduced for analysis.
+    ///
+    /// Decoding a million rows is CPU-bound in SQLite; a large state file is read in two halves of the id
+    /// range at once, each on its own read-only connection. Both read the rows that existed when the read
+    /// started (ids only grow), so a concurrent import cannot mix in half a batch.
     pub fn calls(&self, filter: &RequestFilter) -> Result<Calls, StoreError> {
-        let (condition, values) = where_clause(filter);
-        let sql = format!("SELECT {CALL_COLUMNS} FROM request{condition}");
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(values.iter())).map_err(|e| self.err(e))?;
-        let mut out = Calls::default();
-        let mut interner = Interner::default();
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let call = call_from_row(row, &mut out.symbols, &mut interner).map_err(|e| self.err(e))?;
-            out.calls.push(call);
+        let (lo, hi): (Option<i64>, Option<i64>) = self
+            .conn
+            .query_row("SELECT min(id), max(id) FROM request", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return Ok(Calls::default());
+        };
+        if hi - lo < PARALLEL_ROWS {
+            return read_calls(&self.conn, filter, lo, hi).map_err(|e| self.err(e));
         }
-        Ok(out)
+        let (Some(first), Some(second)) = (self.read_connection()?, self.read_connection()?) else {
+            return read_calls(&self.conn, filter, lo, hi).map_err(|e| self.err(e));
+        };
+        let mid = lo + (hi - lo) / 2;
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(move || read_calls(&first, filter, lo, mid));
+            let b = read_calls(&second, filter, mid + 1, hi);
+            (a.join().expect("the reading thread does not panic"), b)
+        });
+        let (a, b) = (a.map_err(|e| self.err(e))?, b.map_err(|e| self.err(e))?);
+        Ok(a.append(b))
+    }
+
+    /// Another connection to the state file, for reading in parallel; `None` for an in-memory state.
+    fn read_connection(&self) -> Result<Option<Connection>, StoreError> {
+        if self.path.as_os_str() == ":memory:" {
+            return Ok(None);
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| self.err(e))?;
+        conn.busy_timeout(super::BUSY_TIMEOUT).map_err(|e| self.err(e))?;
+        // Map the file rather than copy each page through read(): analyses touch every page once.
+        conn.execute_batch(READ_PRAGMAS).map_err(|e| self.err(e))?;
+        Ok(Some(conn))
     }
 
     /// The trace and span ids of stored requests, by row id.
@@ -112,61 +152,27 @@ impl Store {
         Ok(out)
     }
 
-    /// Calls `visit` with each request's checkpoints, in request id order, for the requests whose ids are
-    /// in `ids` (sorted ascending). Texts are borrowed from buffers reused between requests.
-    pub fn for_each_stream(&self, ids: &[i64], mut visit: impl FnMut(i64, Checkpoints<'_>)) -> Result<(), StoreError> {
-        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
-            return Ok(());
-        };
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT request_id, t_ms, tokens, text FROM stream_event WHERE request_id BETWEEN ?1 AND ?2
-                 ORDER BY request_id, seq",
-            )
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([first, last]).map_err(|e| self.err(e))?;
-        let mut chunks: Vec<Chunk> = Vec::new();
-        let mut text = String::new();
-        let mut current: Option<i64> = None;
-        let mut wanted = ids.iter().copied().peekable();
-        let mut flush = |id: i64, chunks: &mut Vec<Chunk>, text: &mut String| {
-            visit(id, Checkpoints { chunks, text });
-            chunks.clear();
-            text.clear();
-        };
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            let id: i64 = row.get(0).map_err(|e| self.err(e))?;
-            if current != Some(id) {
-                if let Some(done) = current.take() {
-                    flush(done, &mut chunks, &mut text);
-                }
-                while wanted.next_if(|w| *w < id).is_some() {}
-                if wanted.peek() != Some(&id) {
-                    continue;
-                }
-                current = Some(id);
-            }
-            let t_ms: i64 = row.get(1).map_err(|e| self.err(e))?;
-            let tokens: i64 = row.get(2).map_err(|e| self.err(e))?;
-            let range = match row.get_ref(3).map_err(|e| self.err(e))? {
-                ValueRef::Text(bytes) => {
-                    let from = text.len() as u32;
-                    text.push_str(&String::from_utf8_lossy(bytes));
-                    Some((from, text.len() as u32))
-                }
-                _ => None,
-            };
-            chunks.push(Chunk {
-                t_ms: t_ms.max(0) as u64,
-                tokens: tokens.clamp(0, u32::MAX as i64) as u32,
-                text: range,
-            });
+    /// Calls `visit` with each request's checkpoints, for the requests whose ids are in `ids` (sorted
+    /// ascending). Texts are borrowed from buffers reused between requests. Many requests are read in two
+    /// halves at once, each on its own connection: `visit` may be called from two threads.
+    pub fn for_each_stream(
+        &self,
+        ids: &[i64],
+        visit: &(dyn Fn(i64, Checkpoints<'_>) + Sync),
+    ) -> Result<(), StoreError> {
+        if ids.len() < PARALLEL_STREAMS {
+            return scan_streams(&self.conn, ids, visit).map_err(|e| self.err(e));
         }
-        if let Some(done) = current {
-            flush(done, &mut chunks, &mut text);
-        }
-        Ok(())
+        let (Some(first), Some(second)) = (self.read_connection()?, self.read_connection()?) else {
+            return scan_streams(&self.conn, ids, visit).map_err(|e| self.err(e));
+        };
+        let (low, high) = ids.split_at(ids.len() / 2);
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(move || scan_streams(&first, low, visit));
+            let b = scan_streams(&second, high, visit);
+            (a.join().expect("the reading thread does not panic"), b)
+        });
+        a.and(b).map_err(|e| self.err(e))
     }
 
     /// Models (and service tiers) seen in stored requests, per UTC day, with their row counts.
@@ -229,6 +235,127 @@ impl Store {
     }
 }
 
+/// Requests per read below which one connection reads everything (a second costs more than it saves).
+/// (Tiny in unit tests, so that they cover the parallel path.)
+const PARALLEL_ROWS: i64 = if cfg!(test) { 8 } else { 100_000 };
+const PARALLEL_STREAMS: usize = if cfg!(test) { 4 } else { 10_000 };
+
+/// Pragmas of the extra read connections: map up to 4 GB of the file, and a modest page cache.
+const READ_PRAGMAS: &str = "PRAGMA mmap_size = 4294967296; PRAGMA cache_size = -32768;";
+
+/// The calls with ids in `lo..=hi` matching `filter`.
+fn read_calls(conn: &Connection, filter: &RequestFilter, lo: i64, hi: i64) -> rusqlite::Result<Calls> {
+    let (condition, mut values) = where_clause(filter);
+    let range = format!("id BETWEEN ?{} AND ?{}", values.len() + 1, values.len() + 2);
+    values.push(rusqlite::types::Value::Integer(lo));
+    values.push(rusqlite::types::Value::Integer(hi));
+    let condition = if condition.is_empty() { format!(" WHERE {range}") } else { format!("{condition} AND {range}") };
+    let sql = format!("SELECT {CALL_COLUMNS} FROM request{condition}");
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+    let mut out = Calls::default();
+    let mut interner = Interner::default();
+    while let Some(row) = rows.next()? {
+        let call = call_from_row(row, &mut out.symbols, &mut interner)?;
+        out.calls.push(call);
+    }
+    Ok(out)
+}
+
+/// The checkpoints of the requests in `ids` (ascending), one request at a time.
+fn scan_streams(conn: &Connection, ids: &[i64], visit: &(dyn Fn(i64, Checkpoints<'_>) + Sync)) -> rusqlite::Result<()> {
+    let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+        return Ok(());
+    };
+    let mut stmt = conn.prepare(
+        "SELECT request_id, t_ms, tokens, text FROM stream_event WHERE request_id BETWEEN ?1 AND ?2
+                 ORDER BY request_id, seq",
+    )?;
+    let mut rows = stmt.query([first, last])?;
+    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut text = String::new();
+    let mut current: Option<i64> = None;
+    let mut wanted = ids.iter().copied().peekable();
+    let flush = |id: i64, chunks: &mut Vec<Chunk>, text: &mut String| {
+        visit(id, Checkpoints { chunks, text });
+        chunks.clear();
+        text.clear();
+    };
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        if current != Some(id) {
+            if let Some(done) = current.take() {
+                flush(done, &mut chunks, &mut text);
+            }
+            while wanted.next_if(|w| *w < id).is_some() {}
+            if wanted.peek() != Some(&id) {
+                continue;
+            }
+            current = Some(id);
+        }
+        let t_ms: i64 = row.get(1)?;
+        let tokens: i64 = row.get(2)?;
+        let range = match row.get_ref(3)? {
+            ValueRef::Text(bytes) => {
+                let from = text.len() as u32;
+                text.push_str(&String::from_utf8_lossy(bytes));
+                Some((from, text.len() as u32))
+            }
+            _ => None,
+        };
+        chunks.push(Chunk { t_ms: t_ms.max(0) as u64, tokens: tokens.clamp(0, u32::MAX as i64) as u32, text: range });
+    }
+    if let Some(done) = current {
+        flush(done, &mut chunks, &mut text);
+    }
+    Ok(())
+}
+
+/// Inserts many batches with few commits; see [`Store::request_writer`].
+pub struct RequestWriter<'s> {
+    store: &'s mut Store,
+    in_transaction: bool,
+    since_commit: usize,
+}
+
+impl RequestWriter<'_> {
+    /// Inserts a batch (like [`Store::insert_requests`]); commits when enough rows are pending.
+    pub fn insert(&mut self, batch: &[NewRequest<'_>]) -> Result<Vec<Inserted>, StoreError> {
+        if !self.in_transaction {
+            self.store.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.store.err(e))?;
+            self.in_transaction = true;
+        }
+        let outcome = insert_requests_in(&self.store.conn, batch).map_err(|e| self.store.err(e))?;
+        self.since_commit += batch.len();
+        if self.since_commit >= ROWS_PER_COMMIT {
+            self.commit()?;
+        }
+        Ok(outcome)
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if self.in_transaction {
+            self.store.conn.execute_batch("COMMIT").map_err(|e| self.store.err(e))?;
+            self.in_transaction = false;
+            self.since_commit = 0;
+        }
+        Ok(())
+    }
+
+    /// Commits what is pending.
+    pub fn finish(mut self) -> Result<(), StoreError> {
+        self.commit()
+    }
+}
+
+impl Drop for RequestWriter<'_> {
+    fn drop(&mut self) {
+        if self.in_transaction {
+            let _ = self.store.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
 /// A model and tier seen on a day, with its row count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelDay {
@@ -243,13 +370,17 @@ pub struct ModelDay {
 }
 
 /// Inserts a batch inside a caller's transaction, so that other writers (eval runs recording a sample
-/// and its attempts) can make it part of their own commit.
-pub(crate) fn insert_requests_in(tx: &Transaction<'_>, batch: &[NewRequest<'_>]) -> rusqlite::Result<Vec<Inserted>> {
+/// and its attempts) can make it part of their own commit. Outcomes come back in batch order.
+pub(crate) fn insert_requests_in(tx: &Connection, batch: &[NewRequest<'_>]) -> rusqlite::Result<Vec<Inserted>> {
     let mut insert = tx.prepare_cached(INSERT_REQUEST)?;
     let mut insert_event = tx.prepare_cached(INSERT_EVENT)?;
     let mut existing = tx.prepare_cached("SELECT id, content_hash FROM request WHERE source_key = ?1")?;
-    let mut out = Vec::with_capacity(batch.len());
-    for new in batch {
+    // Inserting in key order touches the key index's pages one after another instead of at random.
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_unstable_by_key(|&i| batch[i].key);
+    let mut out = vec![Inserted::New(0); batch.len()];
+    for index in order {
+        let new = &batch[index];
         let r = new.row;
         let u = &r.usage;
         let messages =
@@ -298,14 +429,14 @@ pub(crate) fn insert_requests_in(tx: &Transaction<'_>, batch: &[NewRequest<'_>])
                 (Some(a), Some(b)) => a == b,
                 _ => true,
             };
-            out.push(if same { Inserted::Duplicate(id) } else { Inserted::Conflict(id) });
+            out[index] = if same { Inserted::Duplicate(id) } else { Inserted::Conflict(id) };
             continue;
         }
         let id = tx.last_insert_rowid();
         for (seq, c) in r.stream.iter().enumerate() {
             insert_event.execute(params![id, seq as i64, c.t_ms as i64, c.tokens as i64, c.text])?;
         }
-        out.push(Inserted::New(id));
+        out[index] = Inserted::New(id);
     }
     Ok(out)
 }
@@ -383,7 +514,8 @@ const CALL_COLUMNS: &str =
 /// provider and prompt columns mostly do.
 #[derive(Default)]
 struct Interner {
-    last: HashMap<usize, (Vec<u8>, crate::trace::records::Sym)>,
+    /// By column index: the last value seen and its symbol.
+    last: Vec<Option<(Vec<u8>, crate::trace::records::Sym)>>,
 }
 
 impl Interner {
@@ -396,16 +528,26 @@ impl Interner {
         let ValueRef::Text(bytes) = row.get_ref(column)? else {
             return Ok(None);
         };
-        if let Some((last, sym)) = self.last.get(&column)
+        if self.last.len() <= column {
+            self.last.resize(column + 1, None);
+        }
+        if let Some((last, sym)) = &self.last[column]
             && last.as_slice() == bytes
         {
             return Ok(Some(*sym));
         }
-        let sym = symbols.intern(&String::from_utf8_lossy(bytes));
-        let slot = self.last.entry(column).or_insert_with(|| (Vec::new(), sym));
-        slot.0.clear();
-        slot.0.extend_from_slice(bytes);
-        slot.1 = sym;
+        let sym = match std::str::from_utf8(bytes) {
+            Ok(text) => symbols.intern(text),
+            Err(_) => symbols.intern(&String::from_utf8_lossy(bytes)),
+        };
+        match &mut self.last[column] {
+            Some((last, slot)) => {
+                last.clear();
+                last.extend_from_slice(bytes);
+                *slot = sym;
+            }
+            empty => *empty = Some((bytes.to_vec(), sym)),
+        }
         Ok(Some(sym))
     }
 }
@@ -590,13 +732,63 @@ mod tests {
         assert_eq!(call.logical, Some(logical_hash("l-1")));
         assert_eq!(calls.name(call.conversation.unwrap()), "c-1");
         let mut seen = Vec::new();
+        let collected = std::sync::Mutex::new(Vec::new());
         store
-            .for_each_stream(&[call.id], |id, cp| {
-                let texts: Vec<Option<&str>> = cp.chunks.iter().map(|c| cp.chunk_text(c)).collect();
-                seen.push((id, cp.chunks.len(), texts.iter().map(|t| t.map(str::to_string)).collect::<Vec<_>>()));
+            .for_each_stream(&[call.id], &|id, cp| {
+                let texts: Vec<Option<String>> =
+                    cp.chunks.iter().map(|c| cp.chunk_text(c).map(str::to_string)).collect();
+                collected.lock().unwrap().push((id, cp.chunks.len(), texts));
             })
             .unwrap();
+        seen.extend(collected.into_inner().unwrap());
         assert_eq!(seen, [(call.id, 2, vec![Some("hello".to_string()), None])]);
+    }
+
+    #[test]
+    fn a_state_file_read_in_two_halves_reads_like_one() {
+        use crate::trace::generate::{GenerateConfig, generate};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store =
+            Store::open(&dir.path().join("state.db"), crate::store::OpenMode::CreateIfMissing, false).unwrap();
+        let rows: Vec<RequestRow> =
+            generate(&GenerateConfig { conversations: 12, messages: false, ..GenerateConfig::default() })
+                .map(|g| g.row)
+                .collect();
+        let keys: Vec<String> = (0..rows.len()).map(|i| format!("k{i}")).collect();
+        let batch: Vec<NewRequest<'_>> = rows
+            .iter()
+            .zip(&keys)
+            .map(|(row, key)| NewRequest { source: RequestSource::Import, key, content_hash: None, row })
+            .collect();
+        store.insert_requests(&batch).unwrap();
+        let parallel = store.calls(&RequestFilter::default()).unwrap();
+        let (lo, hi) = (parallel.calls[0].id, parallel.calls.last().unwrap().id);
+        let single = read_calls(&store.conn, &RequestFilter::default(), lo, hi).unwrap();
+        assert_eq!(parallel.calls.len(), rows.len());
+        for (p, s) in parallel.calls.iter().zip(&single.calls) {
+            assert_eq!((p.id, p.usage, parallel.model_key(p)), (s.id, s.usage, single.model_key(s)));
+            assert_eq!(p.conversation.map(|c| parallel.name(c)), s.conversation.map(|c| single.name(c)));
+        }
+        let streamed: Vec<i64> = parallel.calls.iter().filter(|c| c.streamed).map(|c| c.id).collect();
+        assert!(streamed.len() > 8);
+        let seen = std::sync::Mutex::new(Vec::new());
+        store
+            .for_each_stream(&streamed, &|id, cp| {
+                seen.lock().unwrap().push((id, cp.chunks.len(), cp.text.len()));
+            })
+            .unwrap();
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort();
+        // Rows are inserted in key order, so ids follow the stored rows, not the generated order.
+        let stored = store.request_rows(&RequestFilter::default()).unwrap();
+        let expected: Vec<(i64, usize, usize)> = parallel
+            .calls
+            .iter()
+            .zip(&stored)
+            .filter(|(c, r)| c.streamed && !r.stream.is_empty())
+            .map(|(c, r)| (c.id, r.stream.len(), r.stream.iter().map(|s| s.text.as_deref().unwrap_or("").len()).sum()))
+            .collect();
+        assert_eq!(seen, expected);
     }
 
     #[test]

@@ -235,7 +235,10 @@ impl Generator {
     fn conversation(&mut self, index: usize) {
         let c = &self.config;
         let (start, span) = (c.start.as_millisecond(), c.span_ms.max(1));
-        let mut t = start + self.rng.random_range(0..span);
+        // Conversations start in order, a little jittered, so that the rows come out nearly in time order
+        // as exporters flush them.
+        let slot = span / c.conversations.max(1) as i64;
+        let mut t = start + index as i64 * slot + self.rng.random_range(0..slot.max(1));
         let midpoint = start + span / 2;
         let warmup_end = start + span / 10;
         let conversation_id = format!("c-{:06}", index);

@@ -2,11 +2,72 @@
 //! out, repeated strings (models, prompts, tenants, conversations) interned.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU32;
 
 use jiff::Timestamp;
 
 use crate::trace::model::{RequestRow, RequestStatus, Usage, UsageSource};
+
+/// A fast hasher for the maps of analyses over millions of rows (the multiply-rotate scheme of rustc's
+/// FxHash). Not resistant to chosen collisions: its keys are ids and names from the state file, never
+/// input crafted against it in a way that matters (a collision costs time, not correctness).
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl Hasher for FastHasher {
+    /// Multiplying only carries low input bits upwards, and hash tables index by the low bits: ids that
+    /// differ only in their last characters (`c-000123`) would all collide. A final mix spreads every bit
+    /// over the whole word (MurmurHash3's finalizer).
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z ^= z >> 33;
+        z = z.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        z ^= z >> 33;
+        z = z.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        z ^ (z >> 33)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(n as u64);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+/// A `HashMap` with [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// An interned string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,7 +77,7 @@ pub struct Sym(NonZeroU32);
 #[derive(Debug, Clone, Default)]
 pub struct Symbols {
     names: Vec<Box<str>>,
-    index: HashMap<Box<str>, Sym>,
+    index: FastMap<Box<str>, Sym>,
 }
 
 impl Symbols {
@@ -36,6 +97,11 @@ impl Symbols {
 
     pub fn name(&self, sym: Sym) -> &str {
         &self.names[sym.0.get() as usize - 1]
+    }
+
+    /// A dense number for the symbol (0-based), to index arrays.
+    pub fn index(sym: Sym) -> usize {
+        sym.0.get() as usize - 1
     }
 
     pub fn len(&self) -> usize {
@@ -106,6 +172,29 @@ impl Calls {
     /// `provider:model` as requested, the key requests are grouped by.
     pub fn model_key(&self, call: &Call) -> String {
         format!("{}:{}", self.name(call.provider), self.name(call.request_model))
+    }
+
+    /// These calls followed by `other`'s, with `other`'s symbols re-interned here.
+    pub fn append(mut self, other: Calls) -> Calls {
+        let remap: Vec<Sym> = other.symbols.names.iter().map(|name| self.symbols.intern(name)).collect();
+        let map = |s: Sym| remap[Symbols::index(s)];
+        let opt = |s: Option<Sym>| s.map(map);
+        self.calls.reserve(other.calls.len());
+        for c in other.calls {
+            self.calls.push(Call {
+                provider: map(c.provider),
+                request_model: map(c.request_model),
+                response_model: opt(c.response_model),
+                tenant: opt(c.tenant),
+                conversation: opt(c.conversation),
+                prompt_name: opt(c.prompt_name),
+                prompt_version: opt(c.prompt_version),
+                service_tier: opt(c.service_tier),
+                finish_reason: opt(c.finish_reason),
+                ..c
+            });
+        }
+        self
     }
 }
 
@@ -208,6 +297,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_fast_hash_spreads_ids_that_differ_in_their_last_characters() {
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<FastHasher>::default();
+        let buckets: std::collections::HashSet<u64> =
+            (0..1_000).map(|i| build.hash_one(format!("c-{i:06}")) & 1023).collect();
+        assert!(buckets.len() > 500, "{} distinct low-bit buckets of 1024", buckets.len());
+    }
+
+    #[test]
     fn interning_gives_one_symbol_per_name() {
         let mut s = Symbols::default();
         let a = s.intern("gpt-4o");
@@ -218,5 +316,21 @@ mod tests {
         assert_eq!(s.get("claude"), Some(b));
         assert_eq!(s.len(), 2);
         assert_eq!(std::mem::size_of::<Option<Sym>>(), 4);
+    }
+
+    #[test]
+    fn appending_re_interns_the_other_side() {
+        use crate::trace::generate::{GenerateConfig, generate};
+        let rows: Vec<RequestRow> =
+            generate(&GenerateConfig { conversations: 20, ..GenerateConfig::default() }).map(|g| g.row).collect();
+        let (a, b) = rows.split_at(rows.len() / 2);
+        let whole = Calls::from_rows(&rows);
+        let joined = Calls::from_rows(a).append(Calls::from_rows(b));
+        assert_eq!(joined.calls.len(), whole.calls.len());
+        for (x, y) in whole.calls.iter().zip(&joined.calls) {
+            assert_eq!(whole.model_key(x), joined.model_key(y));
+            assert_eq!(x.conversation.map(|s| whole.name(s)), y.conversation.map(|s| joined.name(s)));
+            assert_eq!(x.usage, y.usage);
+        }
     }
 }

@@ -15,7 +15,7 @@ use super::super::context::Context;
 use super::super::error::{CliError, CmdResult, Exit};
 use super::super::output::{Style, table, table_text};
 use super::thousands;
-use crate::store::{Inserted, NewRequest, OpenMode, RequestSource, Store};
+use crate::store::{Inserted, NewRequest, OpenMode, RequestSource, RequestWriter};
 use crate::trace::import::{self, ImportOptions, ImportedRow, Kind, OpenError, Record, RecordError, SkipReason};
 
 /// Import trace exports into normalized request rows (importing a file again adds nothing)
@@ -105,9 +105,13 @@ struct FileReport {
     errors_total: u64,
 }
 
-/// Rows go to the state file in batches, each one transaction: large enough that commits are rare,
-/// small enough that the parser thread never waits long for the writer.
+/// The parser hands rows to the writer in batches of this many rows, or of [`BATCH_CHECKPOINTS`] stream
+/// checkpoints, whichever comes first: large enough to amortize the hand-over, small enough that the
+/// batches in flight hold a few tens of megabytes however large the file.
 const BATCH: usize = 5_000;
+const BATCH_CHECKPOINTS: usize = 50_000;
+/// Batches parsed ahead of the writer.
+const BATCHES_AHEAD: usize = 2;
 
 /// What the parser thread hands to the writer.
 #[derive(Default)]
@@ -133,15 +137,17 @@ pub fn run(ctx: &mut Context, args: ImportArgs) -> CmdResult {
         sources.push(open_source(ctx, path, kind)?);
     }
     let mut store = ctx.open_store(OpenMode::CreateIfMissing)?;
+    let mut writer = store.request_writer()?;
     let mut files = Vec::new();
     for (shown, source, counter, size) in sources {
         let progress = progress_bar(ctx, &shown, size);
-        let file = import_file(&mut store, shown, source, &options, args.max_errors, counter, progress.as_ref())?;
+        let file = import_file(&mut writer, shown, source, &options, args.max_errors, counter, progress.as_ref())?;
         if let Some(bar) = progress {
             bar.finish_and_clear();
         }
         files.push(file);
     }
+    writer.finish()?;
     let sum = |f: fn(&FileReport) -> u64| files.iter().map(f).sum::<u64>();
     let report = Report {
         schema: "promptctl.trace-import/v1",
@@ -222,7 +228,7 @@ fn progress_bar(ctx: &Context, shown: &str, size: Option<u64>) -> Option<indicat
 }
 
 fn import_file(
-    store: &mut Store,
+    store: &mut RequestWriter<'_>,
     shown: String,
     source: import::Source,
     options: &ImportOptions,
@@ -250,19 +256,27 @@ fn import_file(
         }
     };
     // Parsing and writing overlap: one thread reads and normalizes, this one inserts.
-    let (tx, rx) = sync_channel::<Batch>(4);
+    let (tx, rx) = sync_channel::<Batch>(BATCHES_AHEAD);
     let records = import::records(source, options);
     std::thread::scope(|scope| -> Result<(), CliError> {
         scope.spawn(move || {
             let mut batch = Batch::default();
+            let mut checkpoints = 0;
             for record in records {
                 match record {
-                    Record::Row(row) => batch.rows.push(*row),
+                    Record::Row(row) => {
+                        checkpoints += row.row.stream.len();
+                        batch.rows.push(*row);
+                    }
                     Record::Skipped { reason, .. } => batch.skipped.push(reason),
                     Record::Error(e) => batch.errors.push(e),
                 }
-                if batch.rows.len() >= BATCH && tx.send(std::mem::take(&mut batch)).is_err() {
-                    return;
+                let full = batch.rows.len() >= BATCH || checkpoints >= BATCH_CHECKPOINTS;
+                if full {
+                    checkpoints = 0;
+                    if tx.send(std::mem::take(&mut batch)).is_err() {
+                        return;
+                    }
                 }
             }
             let _ = tx.send(batch);
@@ -288,7 +302,7 @@ fn import_file(
                     row: &r.row,
                 })
                 .collect();
-            let outcomes = store.insert_requests(&new)?;
+            let outcomes = store.insert(&new)?;
             for (row, outcome) in batch.rows.iter().zip(outcomes) {
                 match outcome {
                     Inserted::New(_) => {

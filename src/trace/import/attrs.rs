@@ -159,51 +159,117 @@ fn empty_value<'a>() -> AttrValue<'a> {
     AttrValue::Empty
 }
 
-/// A span's attributes with its resource's as fallback.
+/// One field read from attributes, under any of several names (preferred first).
+#[derive(Debug)]
+pub struct Field {
+    /// Position in its [`FieldTable`].
+    pub id: usize,
+    pub names: &'static [&'static str],
+}
+
+/// The fields a reader looks for. Attribute keys are matched once per span through an index built on
+/// first use, instead of comparing every wanted name with every attribute for every field.
+pub struct FieldTable {
+    fields: &'static [&'static Field],
+    index: std::sync::OnceLock<std::collections::HashMap<&'static str, (usize, usize)>>,
+}
+
+/// More fields than any table holds; slots are a fixed array so that no span allocates for them.
+const MAX_FIELDS: usize = 48;
+
+impl FieldTable {
+    pub const fn new(fields: &'static [&'static Field]) -> Self {
+        FieldTable { fields, index: std::sync::OnceLock::new() }
+    }
+
+    /// attribute name → (field id, priority: the name's position in the field's list)
+    fn index(&self) -> &std::collections::HashMap<&'static str, (usize, usize)> {
+        self.index.get_or_init(|| {
+            assert!(self.fields.len() <= MAX_FIELDS, "raise MAX_FIELDS");
+            let mut index = std::collections::HashMap::new();
+            for (position, field) in self.fields.iter().enumerate() {
+                assert_eq!(field.id, position, "field ids follow the table order");
+                for (priority, name) in field.names.iter().enumerate() {
+                    index.entry(*name).or_insert((field.id, priority));
+                }
+            }
+            index
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Found<'s, 'a> {
+    priority: usize,
+    key: &'s str,
+    value: &'s AttrValue<'a>,
+}
+
+/// A span's attributes indexed by field, with its resource's as fallback.
 pub struct Attrs<'s, 'a> {
-    pub span: &'s [KeyValue<'a>],
-    pub resource: &'s [KeyValue<'static>],
+    found: [Option<Found<'s, 'a>>; MAX_FIELDS],
+    span: &'s [KeyValue<'a>],
 }
 
 impl<'s, 'a> Attrs<'s, 'a> {
-    /// The first attribute present under any of `names`, span before resource.
-    pub fn get(&self, names: &[&str]) -> Option<&'s AttrValue<'a>> {
-        for name in names {
-            if let Some(kv) = self.span.iter().find(|kv| kv.key == *name)
-                && kv.value != AttrValue::Empty
+    pub fn new(table: &FieldTable, span: &'s [KeyValue<'a>], resource: &'s [KeyValue<'static>]) -> Self {
+        let index = table.index();
+        let mut found: [Option<Found<'s, 'a>>; MAX_FIELDS] = [None; MAX_FIELDS];
+        for kv in span {
+            if kv.value == AttrValue::Empty {
+                continue;
+            }
+            if let Some(&(field, priority)) = index.get(kv.key.as_ref())
+                && found[field].is_none_or(|f| priority < f.priority)
             {
-                return Some(&kv.value);
+                found[field] = Some(Found { priority, key: &kv.key, value: &kv.value });
             }
         }
-        for name in names {
-            if let Some(kv) = self.resource.iter().find(|kv| kv.key == *name)
-                && kv.value != AttrValue::Empty
+        // The resource only fills what the span does not say.
+        let mut from_resource: [Option<Found<'s, 'a>>; MAX_FIELDS] = [None; MAX_FIELDS];
+        for kv in resource {
+            if kv.value == AttrValue::Empty {
+                continue;
+            }
+            if let Some(&(field, priority)) = index.get(kv.key.as_ref())
+                && found[field].is_none()
+                && from_resource[field].is_none_or(|f| priority < f.priority)
             {
-                return Some(&kv.value);
+                from_resource[field] = Some(Found { priority, key: &kv.key, value: &kv.value });
             }
         }
-        None
+        for (slot, fallback) in found.iter_mut().zip(from_resource) {
+            if slot.is_none() {
+                *slot = fallback;
+            }
+        }
+        Attrs { found, span }
     }
 
-    pub fn text(&self, names: &[&str]) -> Option<String> {
-        self.get(names).and_then(AttrValue::to_text).filter(|s| !s.is_empty())
+    /// The value of a field: the span's under the preferred name, else the resource's.
+    pub fn get(&self, field: &Field) -> Option<&'s AttrValue<'a>> {
+        self.found[field.id].map(|f| f.value)
     }
 
-    pub fn count(&self, names: &[&str]) -> Option<RawCount> {
-        self.get(names).and_then(AttrValue::as_count)
+    pub fn text(&self, field: &Field) -> Option<String> {
+        self.get(field).and_then(AttrValue::to_text).filter(|s| !s.is_empty())
     }
 
-    pub fn f64(&self, names: &[&str]) -> Option<f64> {
-        self.get(names).and_then(AttrValue::as_f64)
+    pub fn count(&self, field: &Field) -> Option<RawCount> {
+        self.get(field).and_then(AttrValue::as_count)
     }
 
-    pub fn bool(&self, names: &[&str]) -> Option<bool> {
-        self.get(names).and_then(AttrValue::as_bool)
+    pub fn f64(&self, field: &Field) -> Option<f64> {
+        self.get(field).and_then(AttrValue::as_f64)
     }
 
-    /// Which of `names` is present (for messages naming the attribute that was read).
-    pub fn which(&self, names: &[&'static str]) -> Option<&'static str> {
-        names.iter().copied().find(|n| self.span.iter().chain(self.resource.iter()).any(|kv| kv.key == *n))
+    pub fn bool(&self, field: &Field) -> Option<bool> {
+        self.get(field).and_then(AttrValue::as_bool)
+    }
+
+    /// The attribute name the field's value came from (for messages).
+    pub fn which(&self, field: &Field) -> Option<&'s str> {
+        self.found[field.id].map(|f| f.key)
     }
 
     /// Span attributes `PREFIX.{i}.SUFFIX` for i = 0, 1, … as (i, value), in index order.
@@ -226,6 +292,36 @@ impl<'s, 'a> Attrs<'s, 'a> {
 mod tests {
     use super::*;
 
+    const S: Field = Field { id: 0, names: &["missing", "s"] };
+    const I: Field = Field { id: 1, names: &["i"] };
+    const N: Field = Field { id: 2, names: &["n"] };
+    const D: Field = Field { id: 3, names: &["d"] };
+    const B: Field = Field { id: 4, names: &["b"] };
+    const A: Field = Field { id: 5, names: &["a"] };
+    const M: Field = Field { id: 6, names: &["m"] };
+    const SNAKE: Field = Field { id: 7, names: &["snake"] };
+    const E: Field = Field { id: 8, names: &["e"] };
+    const NEW_FIRST: Field = Field { id: 9, names: &["new.name", "old.name"] };
+    static TABLE: FieldTable = FieldTable::new(&[&S, &I, &N, &D, &B, &A, &M, &SNAKE, &E, &NEW_FIRST]);
+
+    #[test]
+    fn the_preferred_name_wins_and_the_resource_only_fills_gaps() {
+        let span: Vec<KeyValue<'_>> = serde_json::from_str(
+            r#"[{"key":"old.name","value":{"stringValue":"old"}},{"key":"new.name","value":{"stringValue":"new"}}]"#,
+        )
+        .unwrap();
+        let resource: Vec<KeyValue<'static>> = serde_json::from_str::<Vec<KeyValue<'_>>>(
+            r#"[{"key":"new.name","value":{"stringValue":"resource"}},{"key":"i","value":{"intValue":"7"}}]"#,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|kv| KeyValue { key: Cow::Owned(kv.key.into_owned()), value: kv.value.into_owned() })
+        .collect();
+        let attrs = Attrs::new(&TABLE, &span, &resource);
+        assert_eq!(attrs.text(&NEW_FIRST).as_deref(), Some("new"));
+        assert_eq!(attrs.count(&I), Some(RawCount::Int(7)));
+    }
+
     #[test]
     fn parses_every_any_value_shape() {
         let text = r#"[
@@ -240,17 +336,17 @@ mod tests {
             {"key":"e","value":{}}
         ]"#;
         let kvs: Vec<KeyValue<'_>> = serde_json::from_str(text).unwrap();
-        let attrs = Attrs { span: &kvs, resource: &[] };
-        assert_eq!(attrs.text(&["s"]).as_deref(), Some("gpt-4o"));
-        assert_eq!(attrs.count(&["i"]), Some(RawCount::Int(812)));
-        assert_eq!(attrs.count(&["n"]), Some(RawCount::Int(812)));
-        assert_eq!(attrs.f64(&["d"]), Some(0.25));
-        assert_eq!(attrs.bool(&["b"]), Some(true));
-        assert_eq!(attrs.text(&["a"]).as_deref(), Some("stop"));
-        assert!(matches!(attrs.get(&["m"]), Some(AttrValue::Map(m)) if m.len() == 1));
-        assert_eq!(attrs.text(&["snake"]).as_deref(), Some("x"));
-        assert_eq!(attrs.get(&["e"]), None);
-        assert_eq!(attrs.text(&["missing", "s"]).as_deref(), Some("gpt-4o"));
+        let attrs = Attrs::new(&TABLE, &kvs, &[]);
+        assert_eq!(attrs.text(&S).as_deref(), Some("gpt-4o"));
+        assert_eq!(attrs.count(&I), Some(RawCount::Int(812)));
+        assert_eq!(attrs.count(&N), Some(RawCount::Int(812)));
+        assert_eq!(attrs.f64(&D), Some(0.25));
+        assert_eq!(attrs.bool(&B), Some(true));
+        assert_eq!(attrs.text(&A).as_deref(), Some("stop"));
+        assert!(matches!(attrs.get(&M), Some(AttrValue::Map(m)) if m.len() == 1));
+        assert_eq!(attrs.text(&SNAKE).as_deref(), Some("x"));
+        assert_eq!(attrs.get(&E), None);
+        assert_eq!(attrs.which(&S), Some("s"));
     }
 
     #[test]
@@ -261,7 +357,7 @@ mod tests {
             {"key":"gen_ai.prompt.0.role","value":{"stringValue":"user"}}
         ]"#;
         let kvs: Vec<KeyValue<'_>> = serde_json::from_str(text).unwrap();
-        let attrs = Attrs { span: &kvs, resource: &[] };
+        let attrs = Attrs::new(&TABLE, &kvs, &[]);
         let contents: Vec<_> =
             attrs.indexed("gen_ai.prompt", "content").into_iter().map(|(i, v)| (i, v.to_text().unwrap())).collect();
         assert_eq!(contents, [(0, "a".to_string()), (1, "b".to_string())]);

@@ -1,15 +1,13 @@
 //! What every importer shares: token counts with their checks, the provider's cache convention made
 //! explicit, times normalized to UTC, status and provider names, idempotency keys and content hashes.
 
-use std::io::Write;
-
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::pricing::Provider;
-use crate::trace::model::{RequestRow, RequestStatus, Usage};
+use crate::trace::model::{RequestRow, RequestStatus, Usage, UsageSource};
 
 /// No model reads or writes this many tokens in one request: the largest context windows offered are
 /// around 10M tokens, so a count above twice that is a unit mistake (bytes, characters, a sum over a
@@ -43,7 +41,11 @@ impl<'de> Deserialize<'de> for RawCount {
                 Ok(RawCount::Float(v))
             }
             fn visit_str<E>(self, v: &str) -> Result<RawCount, E> {
-                Ok(RawCount::Text(v.to_string()))
+                // OTLP writes every int64 as a string: parse it here rather than keep a copy.
+                Ok(match v.trim().parse::<i128>() {
+                    Ok(n) => RawCount::Int(n),
+                    Err(_) => RawCount::Text(v.to_string()),
+                })
             }
         }
         d.deserialize_any(Visitor)
@@ -253,8 +255,9 @@ pub fn status_from_error_type(error_type: &str) -> RequestStatus {
 
 /// The idempotency key of a span: the same span imported twice (from the same file or from two exports of
 /// the same traffic) is one request.
+/// The ids are the row's, already normalized by [`hex_id`].
 pub fn span_key(trace_id: &str, span_id: &str) -> String {
-    format!("span:{}/{}", trace_id.to_ascii_lowercase(), span_id.to_ascii_lowercase())
+    format!("span:{trace_id}/{span_id}")
 }
 
 /// The idempotency key of a record without ids: its content.
@@ -264,21 +267,99 @@ pub fn content_key(content_hash: &str) -> String {
 
 /// 128 bits of SHA-256 over the normalized row, in hex. Two imports of the same request hash alike;
 /// a changed count, time, status or text hashes differently.
+///
+/// The hashed bytes are every field in declaration order, each string with its length, so that no two
+/// rows encode alike. The hashes are stored: changing this encoding turns re-imports of rows stored by an
+/// older promptctl from duplicates into conflicts, so it is versioned by its first byte.
 pub fn content_hash(row: &RequestRow) -> String {
-    struct HashWriter(Sha256);
-    impl Write for HashWriter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        encode_row(row, &mut buf);
+        hex::encode(&Sha256::digest(&buf[..])[..16])
+    })
+}
+
+const HASH_ENCODING_VERSION: u8 = 1;
+
+fn encode_row(r: &RequestRow, out: &mut Vec<u8>) {
+    fn text(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    fn opt_text(out: &mut Vec<u8>, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                out.push(1);
+                text(out, s);
+            }
+            None => out.push(0),
         }
     }
-    let mut writer = HashWriter(Sha256::new());
-    // Serializing a RequestRow cannot fail: every field is a plain value.
-    serde_json::to_writer(&mut writer, row).expect("a request row serializes");
-    hex::encode(&writer.0.finalize()[..16])
+    fn num(out: &mut Vec<u8>, n: u64) {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    fn opt_num(out: &mut Vec<u8>, n: Option<u64>) {
+        match n {
+            Some(n) => {
+                out.push(1);
+                num(out, n);
+            }
+            None => out.push(0),
+        }
+    }
+    out.push(HASH_ENCODING_VERSION);
+    out.extend_from_slice(&r.ts.as_nanosecond().to_le_bytes());
+    text(out, &r.provider);
+    text(out, &r.request_model);
+    for field in
+        [&r.response_model, &r.project, &r.api_key_ref, &r.tenant_id, &r.conversation_id, &r.trace_id, &r.span_id]
+    {
+        opt_text(out, field.as_deref());
+    }
+    opt_text(out, r.logical_request_id.as_deref());
+    num(out, r.attempt as u64);
+    // Explicit codes: the enums' declaration order is not part of the stored format.
+    out.push(match r.status {
+        RequestStatus::Ok => 0,
+        RequestStatus::Error => 1,
+        RequestStatus::Timeout => 2,
+        RequestStatus::Aborted => 3,
+    });
+    out.push(r.streamed as u8);
+    out.push(match r.usage_source {
+        UsageSource::Provider => 0,
+        UsageSource::Estimated => 1,
+        UsageSource::Missing => 2,
+    });
+    let u = &r.usage;
+    for n in
+        [u.input_total, u.input_uncached, u.cache_read, u.cache_write_5m, u.cache_write_1h, u.output_total, u.reasoning]
+    {
+        num(out, n);
+    }
+    opt_text(out, r.service_tier.as_deref());
+    out.push(r.batch as u8);
+    opt_num(out, r.latency_ms);
+    opt_num(out, r.ttft_ms);
+    for field in [&r.prompt_name, &r.prompt_version, &r.finish_reason, &r.error] {
+        opt_text(out, field.as_deref());
+    }
+    num(out, r.messages.len() as u64);
+    for m in &r.messages {
+        text(out, &m.role);
+        text(out, &m.content);
+    }
+    opt_text(out, r.output.as_deref());
+    num(out, r.stream.len() as u64);
+    for c in &r.stream {
+        num(out, c.t_ms);
+        num(out, c.tokens as u64);
+        opt_text(out, c.text.as_deref());
+    }
 }
 
 /// A trace or span id as hex. OTLP/JSON writes ids in hex; protobuf's generic JSON mapping writes them in
@@ -286,6 +367,9 @@ pub fn content_hash(row: &RequestRow) -> String {
 pub fn hex_id(id: &str) -> String {
     let id = id.trim();
     let is_hex = id.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_hex && !id.bytes().any(|b| b.is_ascii_uppercase()) {
+        return id.to_string();
+    }
     if !is_hex
         && (id.len() == 24 || id.len() == 12)
         && let Some(bytes) = decode_base64(id)

@@ -11,7 +11,7 @@ use std::io::BufRead;
 
 use serde::Deserialize;
 
-use super::attrs::{AttrValue, Attrs, KeyValue};
+use super::attrs::{AttrValue, Attrs, Field, KeyValue};
 use super::driver::{Driver, Walker};
 use super::normalize::{
     CacheConvention, RawCount, ReportedUsage, content_hash, content_key, from_unix_nanos, hex_id, provider_id,
@@ -23,68 +23,137 @@ use crate::trace::model::{Message, RequestRow, RequestStatus, StreamCheckpoint, 
 
 /// Attribute names, newest convention first.
 mod names {
-    pub const PROVIDER: &[&str] = &["gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"];
-    pub const REQUEST_MODEL: &[&str] = &["gen_ai.request.model", "llm.request.model", "llm.model_name", "ai.model.id"];
-    pub const RESPONSE_MODEL: &[&str] = &["gen_ai.response.model", "llm.response.model"];
-    pub const OPERATION: &[&str] = &["gen_ai.operation.name"];
-    pub const OPENINFERENCE_KIND: &[&str] = &["openinference.span.kind"];
-    pub const INPUT: &[&str] = &["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"];
-    pub const OUTPUT: &[&str] =
-        &["gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"];
-    pub const CACHE_READ: &[&str] = &[
-        "gen_ai.usage.cache_read.input_tokens",
-        "gen_ai.usage.cache_read_input_tokens",
-        "gen_ai.usage.input_tokens.cached",
-        "llm.token_count.prompt_details.cache_read",
-        "llm.token_count.prompt_details.cache_input",
-    ];
-    pub const CACHE_WRITE: &[&str] = &[
-        "gen_ai.usage.cache_creation.input_tokens",
-        "gen_ai.usage.cache_creation_input_tokens",
-        "gen_ai.usage.input_tokens.cache_write",
-        "llm.token_count.prompt_details.cache_write",
-    ];
-    pub const REASONING: &[&str] = &[
-        "gen_ai.usage.reasoning.output_tokens",
-        "gen_ai.usage.reasoning_tokens",
-        "gen_ai.usage.output_tokens.reasoning",
-        "llm.token_count.completion_details.reasoning",
-    ];
-    pub const CONVERSATION: &[&str] = &["gen_ai.conversation.id", "session.id", "langfuse.session.id"];
-    pub const TENANT: &[&str] = &["tenant.id", "tenant_id", "promptctl.tenant_id"];
-    pub const PROJECT: &[&str] = &["promptctl.project", "gen_ai.openai.project", "openai.project"];
-    pub const API_KEY: &[&str] = &["promptctl.api_key_ref"];
-    pub const PROMPT_NAME: &[&str] = &["gen_ai.prompt.name", "promptctl.prompt.name", "langfuse.prompt.name"];
-    pub const PROMPT_VERSION: &[&str] = &[
-        "gen_ai.prompt.version",
-        "promptctl.prompt.version",
-        "langfuse.prompt.version",
-        "llm.prompt_template.version",
-    ];
-    pub const SERVICE_TIER: &[&str] = &[
-        "openai.response.service_tier",
-        "gen_ai.openai.response.service_tier",
-        "gen_ai.openai.request.service_tier",
-        "openai.request.service_tier",
-        "gen_ai.request.service_tier",
-        "anthropic.service_tier",
-    ];
-    pub const BATCH: &[&str] = &["promptctl.batch"];
-    pub const FINISH: &[&str] =
-        &["gen_ai.response.finish_reasons", "gen_ai.response.finish_reason", "llm.finish_reason"];
-    pub const STREAMING: &[&str] = &["gen_ai.request.stream", "gen_ai.request.streaming", "llm.is_streaming"];
-    pub const ERROR_TYPE: &[&str] = &["error.type"];
-    pub const ATTEMPT: &[&str] = &["promptctl.attempt", "gen_ai.request.attempt"];
-    pub const RESEND_COUNT: &[&str] = &["http.request.resend_count"];
-    pub const LOGICAL: &[&str] = &["promptctl.logical_request_id"];
-    pub const USAGE_SOURCE: &[&str] = &["promptctl.usage_source"];
-    pub const STATUS: &[&str] = &["promptctl.status"];
-    /// Seconds.
-    pub const TTFT_SECONDS: &[&str] = &["gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token"];
-    /// Milliseconds.
-    pub const TTFT_MS: &[&str] = &["ai.response.msToFirstChunk", "promptctl.ttft_ms"];
-    pub const CHUNK_TOKENS: &[&str] = &["gen_ai.stream.tokens", "tokens", "gen_ai.usage.output_tokens"];
-    pub const CHUNK_TEXT: &[&str] = &["gen_ai.stream.text", "text", "gen_ai.content.chunk", "content"];
+    use super::super::attrs::{Field, FieldTable};
+    pub const PROVIDER: Field =
+        Field { id: 0, names: &["gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"] };
+    pub const REQUEST_MODEL: Field =
+        Field { id: 1, names: &["gen_ai.request.model", "llm.request.model", "llm.model_name", "ai.model.id"] };
+    pub const RESPONSE_MODEL: Field = Field { id: 2, names: &["gen_ai.response.model", "llm.response.model"] };
+    pub const OPERATION: Field = Field { id: 3, names: &["gen_ai.operation.name"] };
+    pub const OPENINFERENCE_KIND: Field = Field { id: 4, names: &["openinference.span.kind"] };
+    pub const INPUT: Field =
+        Field { id: 5, names: &["gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"] };
+    pub const OUTPUT: Field = Field {
+        id: 6,
+        names: &["gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"],
+    };
+    pub const CACHE_READ: Field = Field {
+        id: 7,
+        names: &[
+            "gen_ai.usage.cache_read.input_tokens",
+            "gen_ai.usage.cache_read_input_tokens",
+            "gen_ai.usage.input_tokens.cached",
+            "llm.token_count.prompt_details.cache_read",
+            "llm.token_count.prompt_details.cache_input",
+        ],
+    };
+    pub const CACHE_WRITE: Field = Field {
+        id: 8,
+        names: &[
+            "gen_ai.usage.cache_creation.input_tokens",
+            "gen_ai.usage.cache_creation_input_tokens",
+            "gen_ai.usage.input_tokens.cache_write",
+            "llm.token_count.prompt_details.cache_write",
+        ],
+    };
+    pub const REASONING: Field = Field {
+        id: 9,
+        names: &[
+            "gen_ai.usage.reasoning.output_tokens",
+            "gen_ai.usage.reasoning_tokens",
+            "gen_ai.usage.output_tokens.reasoning",
+            "llm.token_count.completion_details.reasoning",
+        ],
+    };
+    pub const CONVERSATION: Field =
+        Field { id: 10, names: &["gen_ai.conversation.id", "session.id", "langfuse.session.id"] };
+    pub const TENANT: Field = Field { id: 11, names: &["tenant.id", "tenant_id", "promptctl.tenant_id"] };
+    pub const PROJECT: Field =
+        Field { id: 12, names: &["promptctl.project", "gen_ai.openai.project", "openai.project"] };
+    pub const API_KEY: Field = Field { id: 13, names: &["promptctl.api_key_ref"] };
+    pub const PROMPT_NAME: Field =
+        Field { id: 14, names: &["gen_ai.prompt.name", "promptctl.prompt.name", "langfuse.prompt.name"] };
+    pub const PROMPT_VERSION: Field = Field {
+        id: 15,
+        names: &[
+            "gen_ai.prompt.version",
+            "promptctl.prompt.version",
+            "langfuse.prompt.version",
+            "llm.prompt_template.version",
+        ],
+    };
+    pub const SERVICE_TIER: Field = Field {
+        id: 16,
+        names: &[
+            "openai.response.service_tier",
+            "gen_ai.openai.response.service_tier",
+            "gen_ai.openai.request.service_tier",
+            "openai.request.service_tier",
+            "gen_ai.request.service_tier",
+            "anthropic.service_tier",
+        ],
+    };
+    pub const BATCH: Field = Field { id: 17, names: &["promptctl.batch"] };
+    pub const FINISH: Field = Field {
+        id: 18,
+        names: &["gen_ai.response.finish_reasons", "gen_ai.response.finish_reason", "llm.finish_reason"],
+    };
+    pub const STREAMING: Field =
+        Field { id: 19, names: &["gen_ai.request.stream", "gen_ai.request.streaming", "llm.is_streaming"] };
+    pub const ERROR_TYPE: Field = Field { id: 20, names: &["error.type"] };
+    pub const ATTEMPT: Field = Field { id: 21, names: &["promptctl.attempt", "gen_ai.request.attempt"] };
+    pub const RESEND_COUNT: Field = Field { id: 22, names: &["http.request.resend_count"] };
+    pub const LOGICAL: Field = Field { id: 23, names: &["promptctl.logical_request_id"] };
+    pub const USAGE_SOURCE: Field = Field { id: 24, names: &["promptctl.usage_source"] };
+    pub const STATUS: Field = Field { id: 25, names: &["promptctl.status"] };
+    pub const TTFT_SECONDS: Field =
+        Field { id: 26, names: &["gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token"] };
+    pub const TTFT_MS: Field = Field { id: 27, names: &["ai.response.msToFirstChunk", "promptctl.ttft_ms"] };
+    pub const SYSTEM_INSTRUCTIONS: Field = Field { id: 28, names: &["gen_ai.system_instructions"] };
+    pub const INPUT_MESSAGES: Field = Field { id: 29, names: &["gen_ai.input.messages"] };
+    pub const OUTPUT_MESSAGES: Field = Field { id: 30, names: &["gen_ai.output.messages"] };
+    pub const CHUNK_TOKENS: Field =
+        Field { id: 0, names: &["gen_ai.stream.tokens", "tokens", "gen_ai.usage.output_tokens"] };
+    pub const CHUNK_TEXT: Field =
+        Field { id: 1, names: &["gen_ai.stream.text", "text", "gen_ai.content.chunk", "content"] };
+
+    /// Every span field, for the attribute index.
+    pub static SPAN: FieldTable = FieldTable::new(&[
+        &PROVIDER,
+        &REQUEST_MODEL,
+        &RESPONSE_MODEL,
+        &OPERATION,
+        &OPENINFERENCE_KIND,
+        &INPUT,
+        &OUTPUT,
+        &CACHE_READ,
+        &CACHE_WRITE,
+        &REASONING,
+        &CONVERSATION,
+        &TENANT,
+        &PROJECT,
+        &API_KEY,
+        &PROMPT_NAME,
+        &PROMPT_VERSION,
+        &SERVICE_TIER,
+        &BATCH,
+        &FINISH,
+        &STREAMING,
+        &ERROR_TYPE,
+        &ATTEMPT,
+        &RESEND_COUNT,
+        &LOGICAL,
+        &USAGE_SOURCE,
+        &STATUS,
+        &TTFT_SECONDS,
+        &TTFT_MS,
+        &SYSTEM_INSTRUCTIONS,
+        &INPUT_MESSAGES,
+        &OUTPUT_MESSAGES,
+    ]);
+
+    /// The fields of a stream checkpoint event.
+    pub static EVENT: FieldTable = FieldTable::new(&[&CHUNK_TOKENS, &CHUNK_TEXT]);
 }
 
 /// Span events that are stream checkpoints, and events that mark the first token only.
@@ -392,8 +461,8 @@ fn span_record(bytes: &[u8], line: u64, resource: &[KeyValue<'static>]) -> Recor
 }
 
 fn skip_reason(span: &RawSpan<'_>, resource: &[KeyValue<'static>]) -> SkipReason {
-    let attrs = Attrs { span: &span.attributes, resource };
-    if attrs.get(names::OPERATION).is_some() || attrs.get(names::OPENINFERENCE_KIND).is_some() {
+    let attrs = Attrs::new(&names::SPAN, &span.attributes, resource);
+    if attrs.get(&names::OPERATION).is_some() || attrs.get(&names::OPENINFERENCE_KIND).is_some() {
         SkipReason::NotAModelCall
     } else {
         SkipReason::NoGenAiAttributes
@@ -418,19 +487,19 @@ fn normalize_span(
     span: &RawSpan<'_>,
     resource: &[KeyValue<'static>],
 ) -> Result<Option<(RequestRow, CacheConvention, bool)>, String> {
-    let attrs = Attrs { span: &span.attributes, resource };
-    let model = attrs.text(names::REQUEST_MODEL).or_else(|| attrs.text(names::RESPONSE_MODEL));
-    let has_usage = attrs.get(names::INPUT).is_some() || attrs.get(names::OUTPUT).is_some();
-    let has_provider = attrs.get(names::PROVIDER).is_some();
+    let attrs = Attrs::new(&names::SPAN, &span.attributes, resource);
+    let model = attrs.text(&names::REQUEST_MODEL).or_else(|| attrs.text(&names::RESPONSE_MODEL));
+    let has_usage = attrs.get(&names::INPUT).is_some() || attrs.get(&names::OUTPUT).is_some();
+    let has_provider = attrs.get(&names::PROVIDER).is_some();
     if model.is_none() && !has_usage && !has_provider {
         return Ok(None);
     }
-    if let Some(op) = attrs.text(names::OPERATION)
+    if let Some(op) = attrs.text(&names::OPERATION)
         && NOT_MODEL_CALLS.contains(&op.as_str())
     {
         return Ok(None);
     }
-    if let Some(kind) = attrs.text(names::OPENINFERENCE_KIND)
+    if let Some(kind) = attrs.text(&names::OPENINFERENCE_KIND)
         && !kind.eq_ignore_ascii_case("llm")
     {
         return Ok(None);
@@ -446,13 +515,13 @@ fn normalize_span(
         Some(_) => return Err("endTimeUnixNano is before startTimeUnixNano".into()),
         None => None,
     };
-    let provider = provider_id(attrs.text(names::PROVIDER).as_deref(), &model);
+    let provider = provider_id(attrs.text(&names::PROVIDER).as_deref(), &model);
     let (usage, usage_source, convention, inferred) = span_usage(&attrs)?;
     let (stream, first_token_ms) = checkpoints(span, start)?;
     let ttft_ms = ttft(&attrs, first_token_ms, &stream);
-    let streamed = attrs.bool(names::STREAMING).unwrap_or(false) || !stream.is_empty() || ttft_ms.is_some();
-    let finish_reason = attrs.text(names::FINISH);
-    let error_type = attrs.text(names::ERROR_TYPE);
+    let streamed = attrs.bool(&names::STREAMING).unwrap_or(false) || !stream.is_empty() || ttft_ms.is_some();
+    let finish_reason = attrs.text(&names::FINISH);
+    let error_type = attrs.text(&names::ERROR_TYPE);
     let status = span_status(&attrs, span.status.as_ref(), error_type.as_deref())?;
     let trace_id = Some(hex_id(&span.trace_id)).filter(|t| !t.is_empty());
     let span_id = Some(hex_id(&span.span_id)).filter(|s| !s.is_empty());
@@ -462,17 +531,17 @@ fn normalize_span(
         (Some(t), _) => Some(t.clone()),
         _ => None,
     };
-    let service_tier = attrs.text(names::SERVICE_TIER);
-    let batch = attrs.bool(names::BATCH).unwrap_or(false) || service_tier.as_deref() == Some("batch");
+    let service_tier = attrs.text(&names::SERVICE_TIER);
+    let batch = attrs.bool(&names::BATCH).unwrap_or(false) || service_tier.as_deref() == Some("batch");
     let row = RequestRow {
         ts,
         provider,
-        response_model: attrs.text(names::RESPONSE_MODEL),
+        response_model: attrs.text(&names::RESPONSE_MODEL),
         request_model: model,
-        project: attrs.text(names::PROJECT),
-        api_key_ref: attrs.text(names::API_KEY),
-        tenant_id: attrs.text(names::TENANT),
-        conversation_id: attrs.text(names::CONVERSATION),
+        project: attrs.text(&names::PROJECT),
+        api_key_ref: attrs.text(&names::API_KEY),
+        tenant_id: attrs.text(&names::TENANT),
+        conversation_id: attrs.text(&names::CONVERSATION),
         trace_id,
         span_id,
         logical_request_id,
@@ -485,8 +554,8 @@ fn normalize_span(
         batch,
         latency_ms,
         ttft_ms,
-        prompt_name: attrs.text(names::PROMPT_NAME),
-        prompt_version: attrs.text(names::PROMPT_VERSION),
+        prompt_name: attrs.text(&names::PROMPT_NAME),
+        prompt_version: attrs.text(&names::PROMPT_VERSION),
         finish_reason,
         error,
         messages: input_messages(&attrs),
@@ -503,23 +572,23 @@ fn normalize_span(
 fn span_usage(
     attrs: &Attrs<'_, '_>,
 ) -> Result<(crate::trace::model::Usage, UsageSource, CacheConvention, bool), String> {
-    let count = |names: &[&'static str]| -> Result<Option<u64>, String> {
-        match attrs.count(names) {
-            Some(raw) => token_count(&raw, attrs.which(names).unwrap_or(names[0])).map(Some),
+    let count = |field: &Field| -> Result<Option<u64>, String> {
+        match attrs.count(field) {
+            Some(raw) => token_count(&raw, attrs.which(field).unwrap_or(field.names[0])).map(Some),
             None => Ok(None),
         }
     };
-    let input = count(names::INPUT)?;
-    let output = count(names::OUTPUT)?;
+    let input = count(&names::INPUT)?;
+    let output = count(&names::OUTPUT)?;
     let reported = ReportedUsage {
         input: input.unwrap_or(0),
         output: output.unwrap_or(0),
-        cache_read: count(names::CACHE_READ)?.unwrap_or(0),
-        cache_write_5m: count(names::CACHE_WRITE)?.unwrap_or(0),
+        cache_read: count(&names::CACHE_READ)?.unwrap_or(0),
+        cache_write_5m: count(&names::CACHE_WRITE)?.unwrap_or(0),
         cache_write_1h: 0,
-        reasoning: count(names::REASONING)?.unwrap_or(0),
+        reasoning: count(&names::REASONING)?.unwrap_or(0),
     };
-    let declared = attrs.text(names::USAGE_SOURCE);
+    let declared = attrs.text(&names::USAGE_SOURCE);
     let source = match declared.as_deref() {
         Some("estimated") => UsageSource::Estimated,
         Some("missing") => UsageSource::Missing,
@@ -548,15 +617,15 @@ fn checkpoints(span: &RawSpan<'_>, start: u64) -> Result<(Vec<StreamCheckpoint>,
             first_token = Some(first_token.map_or(t_ms, |f: u64| f.min(t_ms)));
             continue;
         }
-        let attrs = Attrs { span: &event.attributes, resource: &[] };
-        let tokens = match attrs.count(names::CHUNK_TOKENS) {
+        let attrs = Attrs::new(&names::EVENT, &event.attributes, &[]);
+        let tokens = match attrs.count(&names::CHUNK_TOKENS) {
             Some(raw) => {
                 let n = token_count(&raw, "chunk event tokens")?;
                 u32::try_from(n).map_err(|_| "chunk event tokens out of range".to_string())?
             }
             None => 1,
         };
-        stream.push(StreamCheckpoint { t_ms, tokens, text: attrs.text(names::CHUNK_TEXT) });
+        stream.push(StreamCheckpoint { t_ms, tokens, text: attrs.text(&names::CHUNK_TEXT) });
     }
     // Exporters keep events in recording order, but nothing requires it.
     stream.sort_by_key(|c| c.t_ms);
@@ -564,10 +633,10 @@ fn checkpoints(span: &RawSpan<'_>, start: u64) -> Result<(Vec<StreamCheckpoint>,
 }
 
 fn ttft(attrs: &Attrs<'_, '_>, first_token_ms: Option<u64>, stream: &[StreamCheckpoint]) -> Option<u64> {
-    if let Some(s) = attrs.f64(names::TTFT_SECONDS).filter(|s| s.is_finite() && *s >= 0.0) {
+    if let Some(s) = attrs.f64(&names::TTFT_SECONDS).filter(|s| s.is_finite() && *s >= 0.0) {
         return Some((s * 1000.0).round() as u64);
     }
-    if let Some(ms) = attrs.f64(names::TTFT_MS).filter(|s| s.is_finite() && *s >= 0.0) {
+    if let Some(ms) = attrs.f64(&names::TTFT_MS).filter(|s| s.is_finite() && *s >= 0.0) {
         return Some(ms.round() as u64);
     }
     first_token_ms.or_else(|| stream.first().map(|c| c.t_ms))
@@ -578,7 +647,7 @@ fn span_status(
     status: Option<&RawStatus<'_>>,
     error_type: Option<&str>,
 ) -> Result<RequestStatus, String> {
-    if let Some(declared) = attrs.text(names::STATUS) {
+    if let Some(declared) = attrs.text(&names::STATUS) {
         return super::normalize::parse_status(&declared)
             .ok_or_else(|| format!("promptctl.status `{declared}` is not one of ok, error, timeout, aborted"));
     }
@@ -600,11 +669,11 @@ fn span_status(
 /// `http.request.resend_count` (0 on the first try) or by promptctl's own attributes; retried attempts
 /// are sibling spans under one parent, which then names the logical request.
 fn attempt(attrs: &Attrs<'_, '_>, trace_id: Option<&str>, parent: &str) -> Result<(u32, Option<String>), String> {
-    let explicit = match attrs.count(names::ATTEMPT) {
+    let explicit = match attrs.count(&names::ATTEMPT) {
         Some(raw) => Some(token_count(&raw, "promptctl.attempt")?),
         None => None,
     };
-    let resend = match attrs.count(names::RESEND_COUNT) {
+    let resend = match attrs.count(&names::RESEND_COUNT) {
         Some(raw) => Some(token_count(&raw, "http.request.resend_count")?),
         None => None,
     };
@@ -615,7 +684,7 @@ fn attempt(attrs: &Attrs<'_, '_>, trace_id: Option<&str>, parent: &str) -> Resul
         (None, None) => 1,
     };
     let attempt = u32::try_from(attempt).map_err(|_| format!("attempt {attempt} is out of range"))?;
-    let logical = attrs.text(names::LOGICAL).or_else(|| {
+    let logical = attrs.text(&names::LOGICAL).or_else(|| {
         (resend.is_some() && !parent.is_empty()).then(|| format!("{}/{}", trace_id.unwrap_or(""), hex_id(parent)))
     });
     Ok((attempt, logical))
@@ -625,11 +694,11 @@ fn attempt(attrs: &Attrs<'_, '_>, trace_id: Option<&str>, parent: &str) -> Resul
 /// indexed `gen_ai.prompt.N.*`, or OpenInference's `llm.input_messages.N.message.*`.
 fn input_messages(attrs: &Attrs<'_, '_>) -> Vec<Message> {
     let mut messages = Vec::new();
-    if let Some(system) = attrs.text(&["gen_ai.system_instructions"]) {
+    if let Some(system) = attrs.text(&names::SYSTEM_INSTRUCTIONS) {
         let content = parse_json_messages(&system).map_or(system, |parts| join_parts(&parts));
         messages.push(Message { role: "system".into(), content });
     }
-    if let Some(AttrValue::Str(json)) = attrs.get(&["gen_ai.input.messages"])
+    if let Some(AttrValue::Str(json)) = attrs.get(&names::INPUT_MESSAGES)
         && let Some(values) = parse_json_messages(json)
     {
         messages.extend(values.iter().map(message_from_json));
@@ -653,7 +722,7 @@ fn input_messages(attrs: &Attrs<'_, '_>) -> Vec<Message> {
 }
 
 fn output_text(attrs: &Attrs<'_, '_>, stream: &[StreamCheckpoint]) -> Option<String> {
-    if let Some(AttrValue::Str(json)) = attrs.get(&["gen_ai.output.messages"])
+    if let Some(AttrValue::Str(json)) = attrs.get(&names::OUTPUT_MESSAGES)
         && let Some(values) = parse_json_messages(json)
     {
         return values.first().map(|m| message_from_json(m).content);

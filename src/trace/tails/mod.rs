@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::stats::percentile::Percentiles;
 use crate::trace::model::{RequestStatus, UsageSource};
-use crate::trace::records::{Call, CallIds, Calls, Checkpoints, Sym};
+use crate::trace::records::{Call, CallIds, Calls, Checkpoints, FastMap, Sym};
 use crate::trace::stats::prompt_key;
 pub use loops::{LoopDetector, LoopFinding, repeated_chunks};
 
@@ -503,12 +503,13 @@ impl TailReport {
 }
 
 /// Runs the taxonomy over the streamed requests among `calls`. `streams` calls its visitor with each
-/// request's checkpoints, for the (ascending) ids it is given — `Store::for_each_stream` does.
+/// request's checkpoints, for the (ascending) ids it is given, possibly from several threads —
+/// `Store::for_each_stream` does.
 pub fn analyze<E>(
     calls: &Calls,
     t: &Thresholds,
     examples_per_kind: usize,
-    streams: impl FnOnce(&[i64], &mut dyn FnMut(i64, Checkpoints<'_>)) -> Result<(), E>,
+    streams: impl FnOnce(&[i64], &(dyn Fn(i64, Checkpoints<'_>) + Sync)) -> Result<(), E>,
 ) -> Result<TailReport, E> {
     let streamed: Vec<&Call> = {
         let mut v: Vec<&Call> = calls.calls.iter().filter(|c| c.streamed).collect();
@@ -517,10 +518,6 @@ pub fn analyze<E>(
     };
     let baselines = baselines(&streamed, t);
     let judged = truncation_judged(&streamed);
-    let mut loops = LoopDetector::default();
-    let mut events_of: Vec<Vec<TailEvent>> = vec![Vec::new(); streamed.len()];
-    let mut seen = vec![false; streamed.len()];
-    let mut has_text = vec![false; streamed.len()];
     let ids: Vec<i64> = streamed.iter().map(|c| c.id).collect();
     let facts = |i: usize| StreamFacts {
         status: streamed[i].status,
@@ -530,13 +527,27 @@ pub fn analyze<E>(
         baseline_p95_ms: baselines[i],
         judge_truncation: judged.contains(&model_of(streamed[i])),
     };
-    streams(&ids, &mut |id, cp| {
-        if let Ok(i) = ids.binary_search(&id) {
-            seen[i] = true;
-            has_text[i] = cp.has_text();
-            detect(&facts(i), Some(&cp), t, &mut loops, &mut events_of[i]);
-        }
+    // Each stream's findings: (index, had text, events). Collected under a lock because the visitor may
+    // run on several threads; one short lock per stream costs nothing next to reading its checkpoints.
+    let found: std::sync::Mutex<Vec<(usize, bool, Vec<TailEvent>)>> = std::sync::Mutex::new(Vec::new());
+    let detectors: std::sync::Mutex<Vec<LoopDetector>> = std::sync::Mutex::new(Vec::new());
+    streams(&ids, &|id, cp| {
+        let Ok(i) = ids.binary_search(&id) else { return };
+        let mut loops = detectors.lock().expect("not poisoned").pop().unwrap_or_default();
+        let mut events = Vec::new();
+        detect(&facts(i), Some(&cp), t, &mut loops, &mut events);
+        detectors.lock().expect("not poisoned").push(loops);
+        found.lock().expect("not poisoned").push((i, cp.has_text(), events));
     })?;
+    let mut events_of: Vec<Vec<TailEvent>> = vec![Vec::new(); streamed.len()];
+    let mut seen = vec![false; streamed.len()];
+    let mut has_text = vec![false; streamed.len()];
+    for (i, text, events) in found.into_inner().expect("not poisoned") {
+        seen[i] = true;
+        has_text[i] = text;
+        events_of[i] = events;
+    }
+    let mut loops = LoopDetector::default();
     for i in 0..streamed.len() {
         if !seen[i] {
             detect(&facts(i), None, t, &mut loops, &mut events_of[i]);
@@ -598,17 +609,24 @@ fn summarize(
     let mut candidates: BTreeMap<TailKind, Vec<(f64, usize, usize)>> = BTreeMap::new();
     let mut hidden = HiddenByDuration::default();
     let mut hidden_candidates: Vec<(f64, usize, usize)> = Vec::new();
+    // Grouped by symbols first; names are built once per group, not once per request.
+    let index = |s: Option<Sym>| s.map_or(u32::MAX as u64, |s| crate::trace::records::Symbols::index(s) as u64);
+    let mut model_groups: FastMap<u64, (usize, GroupTails)> = FastMap::default();
+    let mut prompt_groups: FastMap<u64, (usize, GroupTails)> = FastMap::default();
     for (i, call) in streamed.iter().enumerate() {
-        let model = calls.model_key(call);
-        let prompt = prompt_key(calls, call);
         let events = &events_of[i];
-        for (map, key) in [(&mut by_model, model.clone()), (&mut by_prompt, prompt.clone())] {
-            let g = map.entry(key.clone()).or_insert_with(|| GroupTails {
-                key,
-                streams: 0,
-                with_tails: 0,
-                counts: KindCounts::default(),
-                rates: KindRates::default(),
+        let model_id = (index(Some(call.provider)) << 32) | index(Some(call.request_model));
+        let prompt_id = (index(call.prompt_name) << 32) | index(call.prompt_version);
+        for (map, id) in [(&mut model_groups, model_id), (&mut prompt_groups, prompt_id)] {
+            let (_, g) = map.entry(id).or_insert_with(|| {
+                let empty = GroupTails {
+                    key: String::new(),
+                    streams: 0,
+                    with_tails: 0,
+                    counts: KindCounts::default(),
+                    rates: KindRates::default(),
+                };
+                (i, empty)
             });
             g.streams += 1;
             if !events.is_empty() {
@@ -664,6 +682,15 @@ fn summarize(
     }
     hidden_candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     hidden.examples = hidden_candidates.into_iter().take(examples_per_kind).map(|(_, i, j)| example(i, j)).collect();
+    for (map, groups, name) in [
+        (&mut by_model, model_groups, (|calls: &Calls, c: &Call| calls.model_key(c)) as fn(&Calls, &Call) -> String),
+        (&mut by_prompt, prompt_groups, prompt_key as fn(&Calls, &Call) -> String),
+    ] {
+        for (_, (first, mut group)) in groups {
+            group.key = name(calls, streamed[first]);
+            map.insert(group.key.clone(), group);
+        }
+    }
     let finish = |map: BTreeMap<String, GroupTails>| -> Vec<GroupTails> {
         map.into_values()
             .map(|mut g| {

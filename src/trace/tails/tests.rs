@@ -129,7 +129,7 @@ fn looping_text_is_found_in_the_chunk_texts() {
 /// Runs the taxonomy over generated rows, as `trace tails` does over stored ones.
 fn analyze_rows(rows: &[RequestRow]) -> TailReport {
     let calls = Calls::from_rows(rows);
-    analyze::<()>(&calls, &Thresholds::default(), 3, |ids, visit| {
+    analyze::<()>(&calls, &Thresholds::default(), 3, |ids, visit: &(dyn Fn(i64, Checkpoints<'_>) + Sync)| {
         for &id in ids {
             let row = &rows[id as usize - 1];
             if !row.stream.is_empty() {
