@@ -164,15 +164,27 @@ fn logical_key(c: &Call) -> u64 {
     c.logical.unwrap_or(!(c.id as u64))
 }
 
-/// The last attempt number of each logical request.
-fn last_attempts(calls: &Calls) -> FastMap<u64, u32> {
-    let mut last: FastMap<u64, u32> = FastMap::default();
-    last.reserve(calls.calls.len());
-    for c in &calls.calls {
-        let entry = last.entry(logical_key(c)).or_insert(c.attempt);
-        *entry = (*entry).max(c.attempt);
+/// Which rows are the last attempt of their logical request, and how many logical requests there are.
+/// Sorting the keys and reading runs touches memory in order; a hash map of a million keys would miss
+/// the cache on nearly every access.
+struct LastAttempts {
+    is_last: Vec<bool>,
+    logical_requests: u64,
+}
+
+fn last_attempts(calls: &Calls) -> LastAttempts {
+    let mut keys: Vec<(u64, u32, u32)> =
+        calls.calls.iter().enumerate().map(|(i, c)| (logical_key(c), c.attempt, i as u32)).collect();
+    keys.sort_unstable();
+    let mut is_last = vec![false; calls.calls.len()];
+    let mut logical_requests = 0;
+    for (n, &(key, _, index)) in keys.iter().enumerate() {
+        if keys.get(n + 1).is_none_or(|next| next.0 != key) {
+            is_last[index as usize] = true;
+            logical_requests += 1;
+        }
     }
-    last
+    LastAttempts { is_last, logical_requests }
 }
 
 /// Builds the report. `top` limits the groups listed for `--by conversation`.
@@ -216,7 +228,7 @@ pub fn report(calls: &Calls, pricing: &Pricing, by: GroupBy, top: usize) -> Cost
     }
 }
 
-fn attempts(calls: &Calls, pricing: &Pricing, last: &FastMap<u64, u32>) -> Attempts {
+fn attempts(calls: &Calls, pricing: &Pricing, last: &LastAttempts) -> Attempts {
     let (mut retried, mut failed) = (Usd::ZERO, Usd::ZERO);
     let mut billed = 0;
     for (i, c) in calls.calls.iter().enumerate() {
@@ -224,14 +236,14 @@ fn attempts(calls: &Calls, pricing: &Pricing, last: &FastMap<u64, u32>) -> Attem
             billed += 1;
         }
         let Some(usd) = pricing.known(i) else { continue };
-        if c.attempt < last[&logical_key(c)] {
+        if !last.is_last[i] {
             retried += usd;
         }
         if c.status != crate::trace::model::RequestStatus::Ok {
             failed += usd;
         }
     }
-    let logical = last.len() as u64;
+    let logical = last.logical_requests;
     let per = |n: u64| if logical == 0 { 0.0 } else { n as f64 / logical as f64 };
     Attempts {
         attempts: calls.calls.len() as u64,
@@ -253,7 +265,7 @@ struct Conversation {
     seen: bool,
 }
 
-fn conversations(calls: &Calls, pricing: &Pricing, last: &FastMap<u64, u32>) -> (Conversations, Vec<(u64, Usd)>) {
+fn conversations(calls: &Calls, pricing: &Pricing, last: &LastAttempts) -> (Conversations, Vec<(u64, Usd)>) {
     // Symbols are dense, so conversations can live in an array indexed by their symbol.
     let mut by_id: Vec<Conversation> = vec![Conversation::default(); calls.symbols.len()];
     let mut without = 0;
@@ -264,7 +276,7 @@ fn conversations(calls: &Calls, pricing: &Pricing, last: &FastMap<u64, u32>) -> 
         };
         let conv = &mut by_id[Symbols::index(id)];
         conv.seen = true;
-        if c.attempt == last[&logical_key(c)] {
+        if last.is_last[i] {
             conv.turns += 1;
         }
         match pricing.known(i) {
