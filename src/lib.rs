@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod diag;
 pub mod eval;
 pub mod money;
