@@ -11,6 +11,7 @@ pub mod money;
 pub mod portfolio;
 pub mod pricing;
 pub mod prompt;
+pub mod reconcile;
 pub mod stats;
 pub mod store;
 pub mod suggest;
