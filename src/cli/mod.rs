@@ -7,6 +7,7 @@ pub mod output;
 mod demo;
 mod init;
 mod prompt;
+mod reconcile;
 
 use std::process::ExitCode;
 
@@ -44,6 +45,7 @@ pub enum Command {
     Demo(demo::DemoArgs),
     #[command(subcommand)]
     Prompt(prompt::PromptCommand),
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 /// Parses the command line, runs the command, reports any error, and returns the exit code.
@@ -67,6 +69,7 @@ fn dispatch(ctx: &mut Context, command: Command) -> CmdResult {
         Command::Init(args) => init::run(ctx, args),
         Command::Demo(args) => demo::run(ctx, args),
         Command::Prompt(cmd) => prompt::run(ctx, cmd),
+        Command::Reconcile(args) => reconcile::run(ctx, args),
     }
 }
 

@@ -61,9 +61,20 @@ fn misses(month: &Month, result: &Reconciliation, tolerance: f64) -> Vec<String>
 }
 
 fn table(month: &Month, result: &Reconciliation) -> String {
-    let mut s = format!("invoice {} traces {} gap {} (expected {})\n", result.invoice.usd, result.traces.usd, result.gap(), month.expected.gap());
+    let mut s = format!(
+        "invoice {} traces {} gap {} (expected {})\n",
+        result.invoice.usd,
+        result.traces.usd,
+        result.gap(),
+        month.expected.gap()
+    );
     for (i, kind) in CauseKind::ALL.iter().enumerate() {
-        s += &format!("  {:18} got {:>14} want {:>14}\n", kind.name(), result.cause(*kind).usd.to_string(), month.expected.causes[i].to_string());
+        s += &format!(
+            "  {:18} got {:>14} want {:>14}\n",
+            kind.name(),
+            result.cause(*kind).usd.to_string(),
+            month.expected.causes[i].to_string()
+        );
     }
     s
 }
@@ -81,7 +92,13 @@ fn a_clean_month_attributes_nothing() {
         assert_eq!(month.expected.gap(), Usd::ZERO);
         assert_eq!(result.gap(), Usd::ZERO, "{}", table(&month, &result));
         for cause in &result.causes {
-            assert!(cause.usd.0.abs() < 1_000_000, "{}: {} in a clean month\n{}", cause.kind.name(), cause.usd, table(&month, &result));
+            assert!(
+                cause.usd.0.abs() < 1_000_000,
+                "{}: {} in a clean month\n{}",
+                cause.kind.name(),
+                cause.usd,
+                table(&month, &result)
+            );
         }
     }
 }
@@ -118,6 +135,11 @@ fn each_provider_alone() {
         let s = Scenario { openai, anthropic, ..scenario(Causes::ALL, InvoiceFormat::ApiJson, 21) };
         let (month, result) = run(&s);
         let problems = misses(&month, &result, 0.02);
-        assert!(problems.is_empty(), "openai={openai} anthropic={anthropic}:\n{}\n{}", problems.join("\n"), table(&month, &result));
+        assert!(
+            problems.is_empty(),
+            "openai={openai} anthropic={anthropic}:\n{}\n{}",
+            problems.join("\n"),
+            table(&month, &result)
+        );
     }
 }

@@ -213,7 +213,15 @@ pub fn build(invoice: &Invoice, catalog: &mut Catalog) -> Result<Billing, Billin
             .iter()
             .filter(|(k, _)| k.provider == *provider)
             .map(|(_, g)| g.usd())
-            .chain(billing.fees.iter().chain(&billing.others).chain(&billing.unmatched).filter(|l| l.provider == *provider).map(|l| l.usd))
+            .chain(
+                billing
+                    .fees
+                    .iter()
+                    .chain(&billing.others)
+                    .chain(&billing.unmatched)
+                    .filter(|l| l.provider == *provider)
+                    .map(|l| l.usd),
+            )
             .sum();
     }
     Ok(billing)
@@ -224,13 +232,19 @@ fn add_usage(billing: &mut Billing, invoice: &Invoice, catalog: &mut Catalog) ->
     for line in &invoice.lines {
         let Detail::Usage(usage) = &line.detail else { continue };
         let Some(model) = line.model.as_deref() else {
-            return Err(BillingError::NoModel { file: invoice.files[line.origin.file].clone(), line: line.origin.line });
+            return Err(BillingError::NoModel {
+                file: invoice.files[line.origin.file].clone(),
+                line: line.origin.line,
+            });
         };
         let (day, days) = line_days(line);
         long_buckets += usize::from(days.len() > 1);
         let model = catalog.invoice_model(line.provider, model, day);
         let project = catalog.project(line.project.as_deref());
-        let facts = billing.providers.entry(line.provider).or_insert_with(|| ProviderFacts { requests_reported: true, ..Default::default() });
+        let facts = billing
+            .providers
+            .entry(line.provider)
+            .or_insert_with(|| ProviderFacts { requests_reported: true, ..Default::default() });
         facts.usage_lines += 1;
         facts.requests_reported &= usage.requests.is_some();
         if project == NO_PROJECT {
@@ -279,7 +293,13 @@ fn add_costs(billing: &mut Billing, invoice: &Invoice, catalog: &mut Catalog) {
     for line in &invoice.lines {
         let Detail::Cost(cost) = &line.detail else { continue };
         let (day, days) = line_days(line);
-        let money = MoneyLine { provider: line.provider, day, usd: cost.usd, description: cost.description.clone(), model: line.model.clone() };
+        let money = MoneyLine {
+            provider: line.provider,
+            day,
+            usd: cost.usd,
+            description: cost.description.clone(),
+            model: line.model.clone(),
+        };
         match &cost.kind {
             CostKind::ToolFee(_) => billing.fees.push(money),
             CostKind::Other => billing.others.push(money),
@@ -287,8 +307,15 @@ fn add_costs(billing: &mut Billing, invoice: &Invoice, catalog: &mut Catalog) {
                 billing.providers.entry(line.provider).or_default().has_costs = true;
                 let model = line.model.as_deref().map(|m| catalog.invoice_model(line.provider, m, day));
                 let project = catalog.project(line.project.as_deref());
-                let target = CostTarget { model, project, tier: cost.tier.clone(), long_context: cost.long_context, class: *class };
-                let keys: Vec<GroupKey> = days.iter().flat_map(|d| by_day.get(&(line.provider, *d)).cloned().unwrap_or_default()).collect();
+                let target = CostTarget {
+                    model,
+                    project,
+                    tier: cost.tier.clone(),
+                    long_context: cost.long_context,
+                    class: *class,
+                };
+                let keys: Vec<GroupKey> =
+                    days.iter().flat_map(|d| by_day.get(&(line.provider, *d)).cloned().unwrap_or_default()).collect();
                 if !share_cost(billing, &keys, &target, cost.usd) && cost.usd != Usd::ZERO {
                     billing.unmatched.push(money);
                 }
@@ -318,7 +345,9 @@ fn share_cost(billing: &mut Billing, keys: &[GroupKey], target: &CostTarget, usd
             continue;
         }
         for (i, cell) in billing.groups[key].cells.iter().enumerate() {
-            if target.tier.as_ref().is_some_and(|t| *t != cell.tier) || target.long_context.is_some_and(|lc| lc != cell.long_context) {
+            if target.tier.as_ref().is_some_and(|t| *t != cell.tier)
+                || target.long_context.is_some_and(|lc| lc != cell.long_context)
+            {
                 continue;
             }
             for c in 0..5 {
@@ -372,7 +401,11 @@ fn settle_cells(billing: &mut Billing, catalog: &Catalog) -> Result<(), BillingE
         }
     }
     if let Some((&(provider, model), &(tokens, first, last))) = unpriced.iter().next() {
-        let days = if first == last { day_date(first).to_string() } else { format!("{} – {}", day_date(first), day_date(last)) };
+        let days = if first == last {
+            day_date(first).to_string()
+        } else {
+            format!("{} – {}", day_date(first), day_date(last))
+        };
         return Err(BillingError::Unpriced { provider, model: catalog.model_name(model).to_string(), tokens, days });
     }
     if book_valued > 0 {
@@ -383,10 +416,14 @@ fn settle_cells(billing: &mut Billing, catalog: &Catalog) -> Result<(), BillingE
     Ok(())
 }
 
+/// Per class: charged, micro-tokens, (charged, book value) where the book prices it, and whether it does.
+type DayModelSums = ([Usd; 5], [i128; 5], [(Usd, Usd); 5], [bool; 5]);
+
 fn day_models(billing: &Billing) -> HashMap<(Provider, i32, ModelIx), DayModel> {
-    let mut sums: HashMap<(Provider, i32, ModelIx), ([Usd; 5], [i128; 5], [(Usd, Usd); 5], [bool; 5])> = HashMap::new();
+    let mut sums: HashMap<(Provider, i32, ModelIx), DayModelSums> = HashMap::new();
     for (key, group) in &billing.groups {
-        let entry = sums.entry(key.day_model()).or_insert(([Usd::ZERO; 5], [0; 5], [(Usd::ZERO, Usd::ZERO); 5], [false; 5]));
+        let entry =
+            sums.entry(key.day_model()).or_insert(([Usd::ZERO; 5], [0; 5], [(Usd::ZERO, Usd::ZERO); 5], [false; 5]));
         for cell in &group.cells {
             let qty = Qty::from_counts(&cell.tokens);
             for c in 0..5 {

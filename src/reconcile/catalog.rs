@@ -46,7 +46,7 @@ pub struct Catalog<'b> {
     /// Every snapshot an alias has meant, from the book's alias history.
     alias_targets: HashMap<ModelId, Vec<String>>,
     /// Canonical names already worked out, per provider, name and day.
-    canonical: HashMap<(Provider, i32), HashMap<String, (ModelIx, Option<ModelId>)>>,
+    canonical: HashMap<(Provider, i32), HashMap<String, Canonical>>,
     /// Book rows in force, per snapshot and day (a miss is remembered too: looking up an unknown name is
     /// slow, it searches for the nearest known name).
     rows: RefCell<HashMap<(ModelIx, i32), Option<&'b PriceRow>>>,
@@ -167,6 +167,9 @@ impl<'b> Catalog<'b> {
         ix
     }
 }
+
+/// A name's snapshot, and the alias it was when it was one.
+type Canonical = (ModelIx, Option<ModelId>);
 
 /// `PROVIDER:NAME` for book lookups.
 pub fn spec(provider: Provider, name: &str) -> String {

@@ -10,6 +10,7 @@ use super::traced::{NO_CONVERSATION, Traces};
 use super::value::mul_div;
 use super::waterfall::{GroupFactors, Outcome};
 use crate::money::Usd;
+use crate::pricing::Provider;
 use crate::trace::model::RequestStatus;
 
 #[derive(Debug, Clone, Serialize)]
@@ -22,15 +23,26 @@ pub struct ConversationView {
     pub naive_usd: Usd,
     /// The corrected cost of the same requests plus the billed attempts that left no usage in the traces.
     pub actual_usd: Usd,
-    /// cost ∝ turns^exponent over conversations, with R² of the log-log fit.
+    /// Mean conversation cost ∝ calls^exponent, fitted on the mean cost at each call count (log-log), with
+    /// the fit's R²: for the largest provider's conversations, and for each provider in `curves`.
     pub exponent: Option<f64>,
     pub r_squared: Option<f64>,
+    pub curves: Vec<Curve>,
     pub p50: Usd,
     pub p95: Usd,
     pub p99: Usd,
     /// Share of conversation cost in the costliest 10 % of conversations.
     pub top_decile_share: f64,
     pub by_turns: Vec<TurnBin>,
+}
+
+/// The cost curve of one provider's conversations.
+#[derive(Debug, Clone, Serialize)]
+pub struct Curve {
+    pub provider: Provider,
+    pub conversations: u64,
+    pub exponent: Option<f64>,
+    pub r_squared: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -41,8 +53,15 @@ pub struct TurnBin {
     pub median_usd: Usd,
 }
 
-const BINS: &[(u32, u32, &str)] =
-    &[(1, 1, "1"), (2, 2, "2"), (3, 4, "3–4"), (5, 8, "5–8"), (9, 16, "9–16"), (17, 32, "17–32"), (33, u32::MAX, "33+")];
+const BINS: &[(u32, u32, &str)] = &[
+    (1, 1, "1"),
+    (2, 2, "2"),
+    (3, 4, "3–4"),
+    (5, 8, "5–8"),
+    (9, 16, "9–16"),
+    (17, 32, "17–32"),
+    (33, u32::MAX, "33+"),
+];
 
 pub fn view(traces: &Traces, outcome: &Outcome) -> Option<ConversationView> {
     let factors = |group: GroupKey| outcome.factors.get(&group).copied().unwrap_or_default();
@@ -78,7 +97,8 @@ pub fn view(traces: &Traces, outcome: &Outcome) -> Option<ConversationView> {
         .filter(|(turns, _)| **turns > 0)
         .map(|(t, c)| (*t, *c))
         .collect();
-    let fit = power_law(curve.iter().map(|(t, c)| (*t as f64, *c as f64)));
+    let curves = curves(traces, &per_conversation);
+    let main = curves.iter().max_by_key(|c| c.conversations);
     let mut costs: Vec<i128> = curve.iter().map(|(_, c)| *c).collect();
     costs.sort_unstable();
     Some(ConversationView {
@@ -87,8 +107,9 @@ pub fn view(traces: &Traces, outcome: &Outcome) -> Option<ConversationView> {
         median_request: Usd(median_request),
         naive_usd: Usd(median_request * traces.rows.len() as i128),
         actual_usd: Usd(actual),
-        exponent: fit.map(|f| f.0),
-        r_squared: fit.map(|f| f.2),
+        exponent: main.and_then(|c| c.exponent),
+        r_squared: main.and_then(|c| c.r_squared),
+        curves,
         p50: Usd(quantile(&costs, 0.50)),
         p95: Usd(quantile(&costs, 0.95)),
         p99: Usd(quantile(&costs, 0.99)),
@@ -104,6 +125,41 @@ fn usage_less_cost(status: RequestStatus, weight: i128, f: &GroupFactors) -> i12
         return 0;
     }
     mul_div(mul_div(f.untraced_value.0, weight, f.untraced_weight), num, den)
+}
+
+/// One curve per provider.
+fn curves(traces: &Traces, per_conversation: &[i128]) -> Vec<Curve> {
+    let mut providers: Vec<Provider> = traces.conversation_provider.clone();
+    providers.sort();
+    providers.dedup();
+    providers
+        .into_iter()
+        .map(|provider| {
+            let points: Vec<(u32, i128)> = (0..per_conversation.len())
+                .filter(|&i| traces.conversation_provider[i] == provider && traces.conversation_turns[i] > 0)
+                .map(|i| (traces.conversation_turns[i], per_conversation[i]))
+                .collect();
+            let fit = power_law(mean_by_turns(&points).into_iter());
+            Curve {
+                provider,
+                conversations: points.len() as u64,
+                exponent: fit.map(|f| f.0),
+                r_squared: fit.map(|f| f.2),
+            }
+        })
+        .collect()
+}
+
+/// (turns, mean cost) for every turn count with at least three conversations: the curve, with the mix of
+/// cheap and expensive conversations averaged out at each length.
+fn mean_by_turns(curve: &[(u32, i128)]) -> Vec<(f64, f64)> {
+    let mut sums: std::collections::BTreeMap<u32, (i128, u32)> = std::collections::BTreeMap::new();
+    for (turns, cost) in curve {
+        let e = sums.entry(*turns).or_default();
+        e.0 += cost;
+        e.1 += 1;
+    }
+    sums.into_iter().filter(|(_, (_, n))| *n >= 3).map(|(t, (sum, n))| (t as f64, sum as f64 / n as f64)).collect()
 }
 
 fn median(values: &mut [i128]) -> i128 {
@@ -138,7 +194,12 @@ fn bins(curve: &[(u32, i128)]) -> Vec<TurnBin> {
             }
             let n = costs.len() as i128;
             let mean = costs.iter().sum::<i128>() / n;
-            Some(TurnBin { turns: label.to_string(), conversations: n as u64, mean_usd: Usd(mean), median_usd: Usd(median(&mut costs)) })
+            Some(TurnBin {
+                turns: label.to_string(),
+                conversations: n as u64,
+                mean_usd: Usd(mean),
+                median_usd: Usd(median(&mut costs)),
+            })
         })
         .collect()
 }

@@ -57,7 +57,11 @@ fn model_name(s: &Sources, (provider, model): (Provider, ModelIx)) -> String {
 }
 
 /// One line per model with a noticeable share of the cause, largest first.
-fn per_model(s: &Sources, cause: usize, line: fn(&Sources, (Provider, ModelIx), &ModelFacts) -> Option<String>) -> Vec<String> {
+fn per_model(
+    s: &Sources,
+    cause: usize,
+    line: fn(&Sources, (Provider, ModelIx), &ModelFacts) -> Option<String>,
+) -> Vec<String> {
     let mut models: Vec<(&(Provider, ModelIx), &ModelFacts)> =
         s.outcome.models.iter().filter(|(_, f)| f.causes[cause].0.abs() >= NOTICEABLE).collect();
     models.sort_by_key(|(_, f)| std::cmp::Reverse(f.causes[cause].0.abs()));
@@ -93,7 +97,10 @@ fn fees(s: &Sources) -> Vec<String> {
         lines.push(if valued {
             format!("{provider} usage report: {} server-side web searches", count(n))
         } else {
-            format!("{provider} usage report: {} server-side web searches, not valued (no cost report with their fees)", count(n))
+            format!(
+                "{provider} usage report: {} server-side web searches, not valued (no cost report with their fees)",
+                count(n)
+            )
         });
     }
     lines
@@ -117,7 +124,8 @@ fn untraced(s: &Sources) -> Vec<String> {
             count(r.logical_requests)
         ));
     }
-    let mut models: Vec<_> = s.outcome.models.iter().filter(|(_, f)| f.causes[UNTRACED_CALLS].0.abs() >= NOTICEABLE).collect();
+    let mut models: Vec<_> =
+        s.outcome.models.iter().filter(|(_, f)| f.causes[UNTRACED_CALLS].0.abs() >= NOTICEABLE).collect();
     models.sort_by_key(|(_, f)| std::cmp::Reverse(f.causes[UNTRACED_CALLS].0.abs()));
     for (key, f) in models.iter().take(MAX_MODELS) {
         lines.extend(untraced_lines(s, **key, f));
@@ -160,11 +168,19 @@ fn untraced_lines(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts) -> Vec<
             String::new()
         };
         let traced_part = f.causes[UNTRACED_CALLS] - f.untraced_cells.values().map(|v| v.1).sum::<Usd>();
-        lines.push(format!("{name}: {} billed without traced usage: {}{counts}", signed(traced_part), parts.join(", ")));
+        lines.push(format!(
+            "{name}: {} billed without traced usage: {}{counts}",
+            signed(traced_part),
+            parts.join(", ")
+        ));
     }
     if f.excess > 0 {
         let cells = if f.unbilled_cells.1 > 0 {
-            format!("; {} of them on days with nothing billed for the model ({} at trace prices)", count(f.unbilled_cells.1), f.unbilled_cells.0)
+            format!(
+                "; {} of them on days with nothing billed for the model ({} at trace prices)",
+                count(f.unbilled_cells.1),
+                f.unbilled_cells.0
+            )
         } else {
             String::new()
         };
@@ -197,7 +213,12 @@ fn unbilled_errors(s: &Sources) -> Vec<String> {
 fn cache_line(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts) -> Option<String> {
     let (t, b) = (&f.traced_share, &f.billed_share);
     let split = |q: &Qty| {
-        format!("{} uncached / {} cache read / {} cache write", tokens(q.tokens(0)), tokens(q.tokens(1)), tokens(q.tokens(2) + q.tokens(3)))
+        format!(
+            "{} uncached / {} cache read / {} cache write",
+            tokens(q.tokens(0)),
+            tokens(q.tokens(1)),
+            tokens(q.tokens(2) + q.tokens(3))
+        )
     };
     let mut why = Vec::new();
     if t.tokens(1) == 0 && b.tokens(1) > 0 {
@@ -226,7 +247,11 @@ fn cache_line(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts) -> Option<S
 fn reasoning_line(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts) -> Option<String> {
     let traced = f.traced_share.tokens(OUTPUT);
     let billed = f.billed_share.tokens(OUTPUT);
-    let growth = if traced > 0 { format!(", {:+.0} %", (billed - traced) as f64 / traced as f64 * 100.0) } else { String::new() };
+    let growth = if traced > 0 {
+        format!(", {:+.0} %", (billed - traced) as f64 / traced as f64 * 100.0)
+    } else {
+        String::new()
+    };
     Some(format!(
         "{}: {} — billed output {} vs traced {} ({:+} tokens{growth}): hidden reasoning or thinking tokens the traces do not count",
         model_name(s, key),
@@ -276,7 +301,11 @@ fn price_history(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts, class: u
     let mut runs: Vec<(i32, i32, i64)> = Vec::new();
     for day in first..=last {
         let Some(dm) = s.billing.day_models.get(&(key.0, day, key.1)) else { continue };
-        let listed = s.catalog.row(key.1, day).and_then(|r| r.price_for(class_of(class), Tier::Standard, false)).map(|(p, _)| UnitPrice::from_per_mtok(p));
+        let listed = s
+            .catalog
+            .row(key.1, day)
+            .and_then(|r| r.price_for(class_of(class), Tier::Standard, false))
+            .map(|(p, _)| UnitPrice::from_per_mtok(p));
         let price = match (listed, dm.level[class]) {
             (Some(p), Some((charged, book))) => p.scaled(charged.0, book.0),
             (Some(p), None) => p,
@@ -292,8 +321,16 @@ fn price_history(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts, class: u
         }
     }
     let list_day = super::window::day_of(super::window::utc_midnight(s.list_day));
-    let list = s.catalog.row(key.1, list_day).and_then(|r| r.price_for(class_of(class), Tier::Standard, false)).map(|(p, _)| p.0);
-    let source = if s.billing.providers.get(&key.0).is_some_and(|p| p.has_costs) { "implied from cost lines" } else { "the book's dated prices" };
+    let list = s
+        .catalog
+        .row(key.1, list_day)
+        .and_then(|r| r.price_for(class_of(class), Tier::Standard, false))
+        .map(|(p, _)| p.0);
+    let source = if s.billing.providers.get(&key.0).is_some_and(|p| p.has_costs) {
+        "implied from cost lines"
+    } else {
+        "the book's dated prices"
+    };
     let list_text = list.map_or("not in the book".to_string(), |l| format!("list {}", money_per_mtok(l)));
     match runs.as_slice() {
         [] => None,
@@ -320,7 +357,11 @@ fn class_of(index: usize) -> TokenClass {
 fn tier_line(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts) -> Option<String> {
     let mix = |m: &BTreeMap<String, i128>| {
         let total: i128 = m.values().sum();
-        m.iter().filter(|(_, q)| **q > 0).map(|(t, q)| format!("{t} {:.0} %", *q as f64 / total.max(1) as f64 * 100.0)).collect::<Vec<_>>().join(", ")
+        m.iter()
+            .filter(|(_, q)| **q > 0)
+            .map(|(t, q)| format!("{t} {:.0} %", *q as f64 / total.max(1) as f64 * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let long = if f.long_context > 0 {
         format!("; {} tokens billed at the long-context rate", tokens(f.long_context / 1_000_000))
@@ -352,16 +393,22 @@ fn estimation_evidence(s: &Sources) -> (Vec<String>, Vec<Fit>) {
 fn estimation_line(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts, fit: &EstimationFit) -> String {
     let form = if fit.separated {
         format!(
-            "invoice_input ≈ {:.3}·trace_input + {:.0}·requests (tokenizer skew {:+.1} %, {:.0} tokens of fixed overhead per request such as tool definitions; R² {:.3} over {} days)",
+            "invoice_input ≈ {:.3}·trace_input + {:.0}·requests (tokenizer skew {:+.1} % ± {:.1}, {:.0} ± {:.0} tokens of fixed overhead per request such as tool definitions; R² {:.3} over {} days)",
             fit.a,
             fit.b,
             (fit.a - 1.0) * 100.0,
+            fit.se_a * 100.0,
             fit.b,
+            fit.se_b,
             fit.r_squared,
             fit.points
         )
     } else {
-        format!("invoice_input ≈ {:.3}·trace_input ({:+.1} %; too few days to separate a per-request overhead)", fit.a, (fit.a - 1.0) * 100.0)
+        format!(
+            "invoice_input ≈ {:.3}·trace_input ({:+.1} %; too few days to separate a per-request overhead)",
+            fit.a,
+            (fit.a - 1.0) * 100.0
+        )
     };
     format!(
         "{}: {} — {} requests with client-side token estimates: {form}",
@@ -372,14 +419,19 @@ fn estimation_line(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts, fit: &
 }
 
 fn unexplained(s: &Sources) -> Vec<String> {
-    let mut lines: Vec<String> = s.billing.others.iter().map(|l| money_line(l, "not token usage nor a metered tool fee")).collect();
+    let mut lines: Vec<String> =
+        s.billing.others.iter().map(|l| money_line(l, "not token usage nor a metered tool fee")).collect();
     lines.extend(s.billing.unmatched.iter().map(|l| money_line(l, "a token charge with no usage line behind it")));
     let residual: Usd = s.outcome.models.values().map(|f| f.causes[UNEXPLAINED]).sum();
     if residual.0.abs() >= NOTICEABLE {
-        let mut models: Vec<_> = s.outcome.models.iter().filter(|(_, f)| f.causes[UNEXPLAINED].0.abs() >= NOTICEABLE).collect();
+        let mut models: Vec<_> =
+            s.outcome.models.iter().filter(|(_, f)| f.causes[UNEXPLAINED].0.abs() >= NOTICEABLE).collect();
         models.sort_by_key(|(_, f)| std::cmp::Reverse(f.causes[UNEXPLAINED].0.abs()));
-        let names: Vec<String> =
-            models.iter().take(4).map(|(k, f)| format!("{} {}", model_name(s, **k), signed(f.causes[UNEXPLAINED]))).collect();
+        let names: Vec<String> = models
+            .iter()
+            .take(4)
+            .map(|(k, f)| format!("{} {}", model_name(s, **k), signed(f.causes[UNEXPLAINED])))
+            .collect();
         lines.push(format!("left in cells the steps could not close: {} ({})", signed(residual), names.join(", ")));
     }
     lines
@@ -396,7 +448,10 @@ pub fn trace_notes(stats: &TraceStats) -> Vec<String> {
         notes.push(format!("{} traced rows outside the window left out", count(stats.outside_window)));
     }
     for (provider, n) in &stats.other_providers {
-        notes.push(format!("{} traced rows of provider `{provider}` have no invoice data here and were not reconciled", count(*n)));
+        notes.push(format!(
+            "{} traced rows of provider `{provider}` have no invoice data here and were not reconciled",
+            count(*n)
+        ));
     }
     if stats.rows_in_window > 0 && stats.with_usage == 0 {
         notes.push(format!(
@@ -427,7 +482,7 @@ pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

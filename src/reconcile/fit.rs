@@ -9,6 +9,9 @@ pub struct EstimationFit {
     /// Billed tokens per request that the client's count does not see (tool definitions, wrappers).
     pub b: f64,
     pub r_squared: f64,
+    /// Standard errors of `a` and `b` (0 when they cannot be estimated).
+    pub se_a: f64,
+    pub se_b: f64,
     pub points: usize,
     /// False when there were too few cells to separate the two terms; `b` is then 0.
     pub separated: bool,
@@ -21,7 +24,15 @@ pub fn estimation(points: &[(f64, f64, f64)]) -> Option<EstimationFit> {
     if points.is_empty() || sx <= 0.0 {
         return None;
     }
-    let ratio = EstimationFit { a: sy / sx, b: 0.0, r_squared: 0.0, points: points.len(), separated: false };
+    let ratio = EstimationFit {
+        a: sy / sx,
+        b: 0.0,
+        r_squared: 0.0,
+        se_a: 0.0,
+        se_b: 0.0,
+        points: points.len(),
+        separated: false,
+    };
     if points.len() < 3 {
         return Some(with_r2(ratio, points));
     }
@@ -39,7 +50,10 @@ pub fn estimation(points: &[(f64, f64, f64)]) -> Option<EstimationFit> {
     }
     let a = (sxy * snn - sny * sxn) / det;
     let b = (sny * sxx - sxy * sxn) / det;
-    Some(with_r2(EstimationFit { a, b, r_squared: 0.0, points: points.len(), separated: true }, points))
+    let residual: f64 = points.iter().map(|&(y, x, n)| (y - a * x - b * n).powi(2)).sum();
+    let variance = residual / (points.len() - 2) as f64;
+    let (se_a, se_b) = ((variance * snn / det).max(0.0).sqrt(), (variance * sxx / det).max(0.0).sqrt());
+    Some(with_r2(EstimationFit { a, b, r_squared: 0.0, se_a, se_b, points: points.len(), separated: true }, points))
 }
 
 fn with_r2(mut fit: EstimationFit, points: &[(f64, f64, f64)]) -> EstimationFit {

@@ -22,7 +22,7 @@ pub mod evidence;
 pub mod fit;
 pub mod generate;
 pub mod invoice;
-// pub mod render;
+pub mod render;
 pub mod report;
 pub mod traced;
 pub mod value;
@@ -73,7 +73,8 @@ pub fn reconcile(
     let traces = collector.finish();
     let list_day = window.last_day();
     let outcome = waterfall::run(&catalog, &billing, &traces, list_day);
-    let sources = evidence::Sources { catalog: &catalog, billing: &billing, traces: &traces, outcome: &outcome, list_day };
+    let sources =
+        evidence::Sources { catalog: &catalog, billing: &billing, traces: &traces, outcome: &outcome, list_day };
     let evidence = evidence::build(&sources);
     let conversations = conversations::view(&traces, &outcome);
     let invoice_side = invoice_side(invoice, &billing);
@@ -160,7 +161,9 @@ fn by_model(outcome: &waterfall::Outcome, catalog: &Catalog) -> Vec<ModelBreakdo
             causes: f.causes,
         })
         .collect();
-    rows.sort_by(|a, b| (b.invoice - b.traces).0.abs().cmp(&(a.invoice - a.traces).0.abs()).then(a.model.cmp(&b.model)));
+    rows.sort_by(|a, b| {
+        (b.invoice - b.traces).0.abs().cmp(&(a.invoice - a.traces).0.abs()).then(a.model.cmp(&b.model))
+    });
     rows
 }
 

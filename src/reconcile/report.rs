@@ -141,11 +141,7 @@ impl Reconciliation {
     pub fn unexplained_share(&self) -> f64 {
         let unexplained = self.cause(CauseKind::Unexplained).usd.0.abs() as f64;
         let gap = self.gap().0.abs() as f64;
-        if gap == 0.0 {
-            if unexplained == 0.0 { 0.0 } else { f64::INFINITY }
-        } else {
-            unexplained / gap
-        }
+        if gap == 0.0 { if unexplained == 0.0 { 0.0 } else { f64::INFINITY } } else { unexplained / gap }
     }
 
     /// Every figure in whole cents, with the identities kept.

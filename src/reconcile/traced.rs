@@ -141,8 +141,11 @@ pub struct Traces {
     pub rows: Vec<RowRecord>,
     pub group_keys: Vec<GroupKey>,
     group_ix: HashMap<GroupKey, u32>,
-    /// Turns (first attempts) per conversation.
+    /// Calls (first attempts) per conversation.
     pub conversation_turns: Vec<u32>,
+    /// The provider of each conversation's first row: a conversation is one product feature, and features
+    /// on different models have different curves.
+    pub conversation_provider: Vec<Provider>,
     conversation_ix: HashMap<String, ConvIx>,
     pub naive_names: Vec<(Provider, String)>,
     /// Per provider (in `Provider::ALL` order), traced name → index.
@@ -165,7 +168,14 @@ pub struct Collector<'c, 'b> {
 
 impl<'c, 'b> Collector<'c, 'b> {
     pub fn new(catalog: &'c mut Catalog<'b>, billing: &'c Billing, window: Window) -> Self {
-        Collector { traces: Traces::default(), catalog, billing, window, empty: HashSet::new(), thresholds: HashMap::new() }
+        Collector {
+            traces: Traces::default(),
+            catalog,
+            billing,
+            window,
+            empty: HashSet::new(),
+            thresholds: HashMap::new(),
+        }
     }
 
     pub fn add(&mut self, row: RequestRow) {
@@ -185,7 +195,7 @@ impl<'c, 'b> Collector<'c, 'b> {
         let project = self.catalog.project(row.project.as_deref());
         let group = GroupKey { provider, day, model, project };
         self.note_project(provider, project);
-        let conversation = self.traces.conversation(row.conversation_id);
+        let conversation = self.traces.conversation(row.conversation_id, provider);
         let first_attempt = row.attempt <= 1;
         if first_attempt && conversation != NO_CONVERSATION {
             self.traces.conversation_turns[conversation as usize] += 1;
@@ -222,7 +232,8 @@ impl<'c, 'b> Collector<'c, 'b> {
         stats.estimated += u64::from(estimated);
         let tier = Tier::from_request(row.service_tier.as_deref(), row.batch);
         let long = self.is_long(group, row.usage.input_total);
-        let acc = self.traces.accs.entry(AccKey { group, tier, naive, estimated, long, streamed: row.streamed }).or_default();
+        let acc =
+            self.traces.accs.entry(AccKey { group, tier, naive, estimated, long, streamed: row.streamed }).or_default();
         acc.tokens += tokens;
         acc.rows += 1;
         if !first_attempt && let Some(logical) = row.logical_request_id {
@@ -236,10 +247,9 @@ impl<'c, 'b> Collector<'c, 'b> {
     /// Whether `input` tokens are above the snapshot's long-context threshold (per the book on that day).
     fn is_long(&mut self, group: GroupKey, input: u64) -> bool {
         let catalog = &self.catalog;
-        let threshold = *self
-            .thresholds
-            .entry((group.provider, group.model))
-            .or_insert_with(|| catalog.row(group.model, group.day).and_then(|r| r.long_context.map(|lc| lc.above_input_tokens)));
+        let threshold = *self.thresholds.entry((group.provider, group.model)).or_insert_with(|| {
+            catalog.row(group.model, group.day).and_then(|r| r.long_context.map(|lc| lc.above_input_tokens))
+        });
         threshold.is_some_and(|t| input > t)
     }
 
@@ -286,13 +296,14 @@ impl Traces {
         ix
     }
 
-    fn conversation(&mut self, id: Option<String>) -> ConvIx {
+    fn conversation(&mut self, id: Option<String>, provider: Provider) -> ConvIx {
         let Some(id) = id.filter(|i| !i.is_empty()) else { return NO_CONVERSATION };
         if let Some(&ix) = self.conversation_ix.get(&id) {
             return ix;
         }
         let ix = self.conversation_turns.len() as ConvIx;
         self.conversation_turns.push(0);
+        self.conversation_provider.push(provider);
         self.conversation_ix.insert(id, ix);
         ix
     }

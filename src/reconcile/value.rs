@@ -29,13 +29,7 @@ pub struct Counts(pub [u64; 5]);
 
 impl Counts {
     pub fn from_usage(usage: &Usage) -> Counts {
-        Counts([
-            usage.input_uncached,
-            usage.cache_read,
-            usage.cache_write_5m,
-            usage.cache_write_1h,
-            usage.output_total,
-        ])
+        Counts([usage.input_uncached, usage.cache_read, usage.cache_write_5m, usage.cache_write_1h, usage.output_total])
     }
 
     pub fn input(&self) -> u64 {

@@ -130,7 +130,8 @@ pub fn run(catalog: &Catalog, billing: &Billing, traces: &Traces, list_day: Date
     outcome.group_of = traces.group_keys.iter().map(|k| remap(*k, &policy)).collect();
     outcome.projects_compared = policy;
     let mut prices = PriceCache::new(catalog, billing, list_day);
-    let keys: BTreeSet<GroupKey> = cells.billed.keys().chain(cells.accs.keys()).chain(cells.traced.keys()).copied().collect();
+    let keys: BTreeSet<GroupKey> =
+        cells.billed.keys().chain(cells.accs.keys()).chain(cells.traced.keys()).copied().collect();
     for key in keys {
         let calc = GroupCalc {
             key,
@@ -154,7 +155,9 @@ fn project_policy(billing: &Billing, traces: &Traces) -> BTreeMap<Provider, bool
         .map(|(provider, facts)| {
             let traced = traces.projects.get(provider);
             let compare = facts.usage_without_project == 0
-                && traced.is_some_and(|t| t.rows > 0 && t.without_project == 0 && t.seen.iter().any(|p| facts.projects.contains(p)));
+                && traced.is_some_and(|t| {
+                    t.rows > 0 && t.without_project == 0 && t.seen.iter().any(|p| facts.projects.contains(p))
+                });
             (*provider, compare)
         })
         .collect()
@@ -274,6 +277,8 @@ struct Untraced {
     /// account for (num/den); the rest was billed to the untraced calls.
     traced_share: [[(i128, i128); 5]; 2],
     split_by_context: bool,
+    /// Some untraced calls were estimated as the cell's mean request (no retry, no stream to go by).
+    estimated_from_mean: bool,
     factors: GroupFactors,
     billed_usage_less: [u64; 4],
     unbilled_errors: u64,
@@ -346,7 +351,9 @@ impl GroupCalc<'_, '_> {
         facts.first_attempts += self.traced.first_attempts;
         if let Some(billed) = self.billed {
             facts.web_search_requests += billed.web_search_requests;
-            if let Some(r) = billed.requests() {
+            // Billed requests are compared with traced ones only where there are traces; cells with none
+            // are reported on their own.
+            if let Some(r) = billed.requests().filter(|_| self.traced.rows_with_usage > 0) {
                 facts.billed_requests += r;
                 facts.requests_known = true;
             }
@@ -359,7 +366,8 @@ impl GroupCalc<'_, '_> {
             return;
         }
         let usage_less: u64 = self.traced.usage_less.iter().sum();
-        let billed_attempts = billed.requests().unwrap_or(self.traced.rows_with_usage + usage_less - self.traced.usage_less[1]);
+        let billed_attempts =
+            billed.requests().unwrap_or(self.traced.rows_with_usage + usage_less - self.traced.usage_less[1]);
         let r = outcome.retries.entry(self.key.provider).or_default();
         r.billed_attempts += billed_attempts;
         r.logical_requests += self.traced.first_attempts;
@@ -395,7 +403,9 @@ impl GroupCalc<'_, '_> {
         for status in [RequestStatus::Ok, RequestStatus::Timeout, RequestStatus::Aborted] {
             facts.billed_usage_less[status_index(status)] += self.traced.usage_less[status_index(status)];
         }
-        outcome.factors.insert(self.key, GroupFactors { untraced_value: usd, billed_share_ok: (1, 1), ..Default::default() });
+        outcome
+            .factors
+            .insert(self.key, GroupFactors { untraced_value: usd, billed_share_ok: (1, 1), ..Default::default() });
     }
 
     /// Step 2: billed requests without traced usage, at their billed value. Which of them were billed
@@ -414,7 +424,9 @@ impl GroupCalc<'_, '_> {
         let split_by_context = billed.cells.iter().any(|c| c.long_context);
         let mut u = Untraced { kept: (1, 1), traced_share: [[(1, 1); 5]; 2], split_by_context, ..Default::default() };
         let billable = match billed.requests() {
-            Some(requests) if requests < rows => return self.excess(lines, rows - requests, slots, usd, traced_weight, mean_weight, u),
+            Some(requests) if requests < rows => {
+                return self.excess(lines, rows - requests, slots, usd, traced_weight, mean_weight, u);
+            }
             Some(requests) => {
                 let missing = requests - rows;
                 let take_ok = missing.min(slots.ok_rows);
@@ -427,15 +439,27 @@ impl GroupCalc<'_, '_> {
         };
         let traced = self.traced_by_bucket(lines, split_by_context);
         let untraced = self.untraced_by_bucket(lines, &traced, &billable, &slots, split_by_context);
-        u.traced_share = traced_shares(&traced, &untraced, rows, billable.take_ok + billable.take_error + billable.phantom);
+        u.traced_share =
+            traced_shares(&traced, &untraced, rows, billable.take_ok + billable.take_error + billable.phantom);
         let kept: Usd = billed
             .cells
             .iter()
-            .map(|c| BilledShare::of(c, &u.traced_share[usize::from(split_by_context && c.long_context)]).usd.iter().copied().sum::<Usd>())
+            .map(|c| {
+                BilledShare::of(c, &u.traced_share[usize::from(split_by_context && c.long_context)])
+                    .usd
+                    .iter()
+                    .copied()
+                    .sum::<Usd>()
+            })
             .sum();
         u.usd = usd - kept;
         u.requests = (billable.take_ok + billable.take_error + billable.phantom) as i64;
         u.phantom = billable.phantom;
+        u.estimated_from_mean = billable.phantom > 0
+            || self
+                .usage_less
+                .iter()
+                .any(|r| r.sibling.is_none() && (r.status != RequestStatus::Error || billable.take_error > 0));
         u.unbilled_errors = slots.error_rows - billable.take_error;
         u.billed_usage_less = self.billed_by_status(billable.take_ok, slots.ok_rows, billable.take_error);
         u.factors = GroupFactors {
@@ -488,7 +512,14 @@ impl GroupCalc<'_, '_> {
     /// without usage counts as the retry that replaced it, else as the mean traced call of its kind
     /// (streamed or not), with the output its stream delivered when it has checkpoints; a billed request
     /// with no row at all counts as the mean traced call.
-    fn untraced_by_bucket(&self, lines: &[Line], traced: &[Qty; 2], billable: &Billable, slots: &Slots, split: bool) -> [Qty; 2] {
+    fn untraced_by_bucket(
+        &self,
+        lines: &[Line],
+        traced: &[Qty; 2],
+        billable: &Billable,
+        slots: &Slots,
+        split: bool,
+    ) -> [Qty; 2] {
         let rows = self.traced.rows_with_usage as i128;
         let mean_of = |streamed: bool| -> [Qty; 2] {
             let kind: Vec<&Line> = lines.iter().filter(|l| l.key.streamed == streamed).collect();
@@ -564,7 +595,9 @@ impl GroupCalc<'_, '_> {
         let cells: Vec<BilledShare> = billed
             .cells
             .iter()
-            .map(|c| BilledShare::of(c, &untraced.traced_share[usize::from(untraced.split_by_context && c.long_context)]))
+            .map(|c| {
+                BilledShare::of(c, &untraced.traced_share[usize::from(untraced.split_by_context && c.long_context)])
+            })
             .collect();
         let y = cells.iter().fold(Qty::default(), |acc, c| acc + c.qty);
         let split = InputSplit::new(lines, &x0, &y);
@@ -632,7 +665,11 @@ impl GroupCalc<'_, '_> {
             *facts.billed_tiers.entry(billed_tier_label(&cell.tier)).or_default() += q.input() + q.output();
             facts.long_context += if cell.long_context { q.input() + q.output() } else { 0 };
         }
-        facts.estimation_points.extend(s.estimation);
+        // A cell whose untraced calls had to be estimated from its mean request says less about the
+        // estimated rows' billed input than the others: the fit leaves it out.
+        if !u.estimated_from_mean {
+            facts.estimation_points.extend(s.estimation);
+        }
     }
 }
 
@@ -646,7 +683,11 @@ fn traced_shares(traced: &[Qty; 2], untraced: &[Qty; 2], rows: u64, untraced_req
             if t + u > 0 {
                 return (t, t + u);
             }
-            let (t, u) = if c == OUTPUT { (traced[b].output(), untraced[b].output()) } else { (traced[b].input(), untraced[b].input()) };
+            let (t, u) = if c == OUTPUT {
+                (traced[b].output(), untraced[b].output())
+            } else {
+                (traced[b].input(), untraced[b].input())
+            };
             if t + u > 0 { (t, t + u) } else { (rows as i128, (rows + untraced_requests) as i128) }
         })
     })
@@ -765,7 +806,11 @@ fn move_input(lines: &[Line], xs: &[Qty], estimated: bool, target: &Qty) -> Vec<
         .zip(&chosen)
         .map(|((back, input), &i)| {
             if growth >= returned {
-                let extra = if input_total > 0 { mul_div(growth - returned, *input, input_total) } else { lines[i].rows as i128 };
+                let extra = if input_total > 0 {
+                    mul_div(growth - returned, *input, input_total)
+                } else {
+                    lines[i].rows as i128
+                };
                 back + extra
             } else {
                 mul_div(*back, growth, returned)
@@ -773,7 +818,11 @@ fn move_input(lines: &[Line], xs: &[Qty], estimated: bool, target: &Qty) -> Vec<
         })
         .collect();
     for (c, d) in INPUT.zip(&delta).filter(|(_, d)| **d > 0) {
-        let weights = if receive.iter().any(|w| *w > 0) { receive.clone() } else { chosen.iter().map(|&i| lines[i].rows as i128).collect() };
+        let weights = if receive.iter().any(|w| *w > 0) {
+            receive.clone()
+        } else {
+            chosen.iter().map(|&i| lines[i].rows as i128).collect()
+        };
         for (&i, part) in chosen.iter().zip(allocate(*d, &weights)) {
             out[i].0[c] += part;
         }

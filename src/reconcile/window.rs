@@ -20,7 +20,9 @@ pub struct Window {
 pub enum WindowError {
     #[error("`{0}` is not a month; write YYYY-MM, e.g. 2026-10")]
     BadMonth(String),
-    #[error("`{0}` is not a time; write an RFC 3339 time with its offset (2026-10-01T00:00:00Z) or a date (2026-10-01, read as UTC midnight)")]
+    #[error(
+        "`{0}` is not a time; write an RFC 3339 time with its offset (2026-10-01T00:00:00Z) or a date (2026-10-01, read as UTC midnight)"
+    )]
     BadTime(String),
     #[error("the window is empty: --until ({until}) is not after --since ({since})")]
     Empty { since: Timestamp, until: Timestamp },

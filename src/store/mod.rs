@@ -6,6 +6,7 @@
 
 mod audit;
 mod prompts;
+mod reconcile;
 mod tokens;
 
 use std::path::{Path, PathBuf};

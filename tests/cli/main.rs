@@ -2,4 +2,5 @@
 
 mod common;
 mod prompt;
+mod reconcile;
 mod state;

@@ -119,13 +119,13 @@ impl BilledMonth {
             .collect()
     }
 
-    /// A credit on the last day of the month, when the scenario injects one: $1 per unit of scale.
+    /// A credit on the last day of the month, when the scenario injects one: $0.50 per unit of scale.
     fn credit(&self) -> Option<Fee> {
         if !self.scenario.causes.unexplained || !self.scenario.openai {
             return None;
         }
         let last = day_of(self.scenario.window().end) - 1;
-        let credit_cents = (100.0 * self.scenario.scale).round() as i128;
+        let credit_cents = (50.0 * self.scenario.scale).round() as i128;
         let usd = Usd(-credit_cents * (PICOS_PER_USD / 100));
         Some(Fee { provider: Provider::OpenAi, day: last, project: "", model: "", usd })
     }
@@ -177,11 +177,18 @@ impl Writer<'_> {
             let usage_pages: Vec<String> = days
                 .chunks(BUCKETS_PER_PAGE)
                 .enumerate()
-                .map(|(i, chunk)| anthropic_page(chunk, i + 1 < days.len().div_ceil(BUCKETS_PER_PAGE), |day| self.anthropic_usage_results(day)))
+                .map(|(i, chunk)| {
+                    anthropic_page(chunk, i + 1 < days.len().div_ceil(BUCKETS_PER_PAGE), |day| {
+                        self.anthropic_usage_results(day)
+                    })
+                })
                 .map(|p| p.replace('\n', ""))
                 .collect();
             files.push(("anthropic-usage-report.json".into(), usage_pages.join("\n") + "\n"));
-            files.push(("anthropic-cost-report.json".into(), anthropic_page(&days, false, |day| self.anthropic_cost_results(day))));
+            files.push((
+                "anthropic-cost-report.json".into(),
+                anthropic_page(&days, false, |day| self.anthropic_cost_results(day)),
+            ));
         }
         files
     }
@@ -294,7 +301,9 @@ impl Writer<'_> {
     fn csv(&self) -> Vec<(String, String)> {
         let mut files = Vec::new();
         if self.month.scenario.openai {
-            let mut usage = String::from("start_time_iso,end_time_iso,project_id,model,batch,service_tier,num_model_requests,input_tokens,input_cached_tokens,output_tokens\n");
+            let mut usage = String::from(
+                "start_time_iso,end_time_iso,project_id,model,batch,service_tier,num_model_requests,input_tokens,input_cached_tokens,output_tokens\n",
+            );
             for (k, a) in self.lines(Provider::OpenAi) {
                 let t = a.tokens.0;
                 let (start, end) = day_span(k.day);
@@ -312,24 +321,36 @@ impl Writer<'_> {
                 );
             }
             files.push(("openai-usage.csv".into(), usage));
-            let mut costs = String::from("start_time_iso,end_time_iso,organization_id,project_id,line_item,amount_value,amount_currency\n");
+            let mut costs = String::from(
+                "start_time_iso,end_time_iso,organization_id,project_id,line_item,amount_value,amount_currency\n",
+            );
             for day in self.days(Provider::OpenAi) {
                 let (start, end) = day_span(day);
                 for (item, project, usd) in self.openai_cost_lines(day) {
                     let _ = writeln!(costs, "{start},{end},{ORGANIZATION},{project},\"{item}\",{},usd", dollars(usd));
                 }
                 for fee in self.fees.iter().filter(|f| f.provider == Provider::OpenAi && f.day == day) {
-                    let _ = writeln!(costs, "{start},{end},{ORGANIZATION},{},web search tool calls,{},usd", fee.project, dollars(fee.usd));
+                    let _ = writeln!(
+                        costs,
+                        "{start},{end},{ORGANIZATION},{},web search tool calls,{},usd",
+                        fee.project,
+                        dollars(fee.usd)
+                    );
                 }
                 if let Some(credit) = self.credit.filter(|c| c.day == day) {
-                    let _ = writeln!(costs, "{start},{end},{ORGANIZATION},,Credit adjustment,{},usd", dollars(credit.usd));
+                    let _ =
+                        writeln!(costs, "{start},{end},{ORGANIZATION},,Credit adjustment,{},usd", dollars(credit.usd));
                 }
             }
             files.push(("openai-costs.csv".into(), costs));
         }
         if self.month.scenario.anthropic {
-            let mut usage = String::from("starting_at,ending_at,workspace_id,model,service_tier,context_window,uncached_input_tokens,cache_read_input_tokens,cache_creation_ephemeral_5m_input_tokens,cache_creation_ephemeral_1h_input_tokens,output_tokens,web_search_requests\n");
-            let mut costs = String::from("starting_at,ending_at,workspace_id,model,service_tier,context_window,cost_type,token_type,description,currency,amount\n");
+            let mut usage = String::from(
+                "starting_at,ending_at,workspace_id,model,service_tier,context_window,uncached_input_tokens,cache_read_input_tokens,cache_creation_ephemeral_5m_input_tokens,cache_creation_ephemeral_1h_input_tokens,output_tokens,web_search_requests\n",
+            );
+            let mut costs = String::from(
+                "starting_at,ending_at,workspace_id,model,service_tier,context_window,cost_type,token_type,description,currency,amount\n",
+            );
             for (i, (k, a)) in self.lines(Provider::Anthropic).enumerate() {
                 let t = a.tokens.0;
                 // Half the rows in a local time zone, as a dashboard set to Europe/Berlin exports them:
@@ -366,7 +387,13 @@ impl Writer<'_> {
             }
             for fee in self.fees.iter().filter(|f| f.provider == Provider::Anthropic) {
                 let (start, end) = day_span(fee.day);
-                let _ = writeln!(costs, "{start},{end},{},{},standard,,web_search,,Web Search,USD,{}", fee.project, fee.model, cents(fee.usd));
+                let _ = writeln!(
+                    costs,
+                    "{start},{end},{},{},standard,,web_search,,Web Search,USD,{}",
+                    fee.project,
+                    fee.model,
+                    cents(fee.usd)
+                );
             }
             files.push(("anthropic-usage.csv".into(), usage));
             files.push(("anthropic-costs.csv".into(), costs));
@@ -396,7 +423,10 @@ fn openai_page(days: &[i32], has_more: bool, number: usize, results: impl Fn(i32
         })
         .collect();
     let next = if has_more { format!("\"page_{:04}\"", number + 1) } else { "null".into() };
-    format!("{{\n  \"object\":\"page\",\n  \"data\":[\n{}\n  ],\n  \"has_more\":{has_more},\n  \"next_page\":{next}\n}}\n", buckets.join(",\n"))
+    format!(
+        "{{\n  \"object\":\"page\",\n  \"data\":[\n{}\n  ],\n  \"has_more\":{has_more},\n  \"next_page\":{next}\n}}\n",
+        buckets.join(",\n")
+    )
 }
 
 fn anthropic_page(days: &[i32], has_more: bool, results: impl Fn(i32) -> Vec<String>) -> String {
@@ -404,7 +434,10 @@ fn anthropic_page(days: &[i32], has_more: bool, results: impl Fn(i32) -> Vec<Str
         .iter()
         .map(|&day| {
             let (start, end) = day_span(day);
-            format!("    {{\"starting_at\":\"{start}\",\"ending_at\":\"{end}\",\"results\":[\n      {}\n    ]}}", results(day).join(",\n      "))
+            format!(
+                "    {{\"starting_at\":\"{start}\",\"ending_at\":\"{end}\",\"results\":[\n      {}\n    ]}}",
+                results(day).join(",\n      ")
+            )
         })
         .collect();
     let next = if has_more { "\"page_next\"" } else { "null" };

@@ -123,7 +123,7 @@ impl Scenario {
     /// The bundled demo month: October 2026, both providers, every cause, API JSON invoices.
     pub fn bundled() -> Scenario {
         Scenario {
-            seed: 2026_10,
+            seed: 202_610,
             month: Date::new(2026, 10, 1).expect("valid date"),
             scale: 1.0,
             openai: true,
@@ -200,4 +200,46 @@ pub fn invoice(scenario: &Scenario, book: &PriceBook) -> (Vec<(String, String)>,
 /// The traced rows of a month, generated lazily one day at a time (memory does not grow with the month).
 pub fn rows<'b>(scenario: &Scenario, book: &'b PriceBook) -> impl Iterator<Item = RequestRow> + use<'b> {
     traffic::calls(scenario, book).filter_map(|call| call.traced)
+}
+
+/// The files of a bundled month, by path relative to its directory: the traces as promptctl JSONL, the
+/// invoice as API pages (`invoice/`) and as dashboard CSV exports (`invoice-csv/`), and the expected
+/// attribution (`expected.json`). The same scenario always gives the same bytes.
+pub fn fixture_files(scenario: &Scenario, book: &PriceBook) -> Vec<(String, String)> {
+    let api = Scenario { format: InvoiceFormat::ApiJson, ..*scenario };
+    let csv = Scenario { format: InvoiceFormat::Csv, ..*scenario };
+    let month = month(&api, book);
+    let (csv_files, csv_expected) = invoice(&csv, book);
+    debug_assert_eq!(csv_expected, month.expected);
+    let mut traces = String::new();
+    for row in &month.rows {
+        traces.push_str(&trace_jsonl_line(row));
+        traces.push('\n');
+    }
+    let mut out = vec![("traces.jsonl".to_string(), traces)];
+    out.extend(month.invoice_files.iter().map(|(name, text)| (format!("invoice/{name}"), text.clone())));
+    out.extend(csv_files.into_iter().map(|(name, text)| (format!("invoice-csv/{name}"), text)));
+    out.push(("expected.json".to_string(), expected_json(&api, &month)));
+    out
+}
+
+fn expected_json(scenario: &Scenario, month: &Month) -> String {
+    let exact = |usd: Usd| files::dollars(usd);
+    let causes: serde_json::Map<String, serde_json::Value> = CauseKind::ALL
+        .iter()
+        .zip(month.expected.causes)
+        .map(|(kind, usd)| (kind.name().to_string(), serde_json::Value::String(exact(usd))))
+        .collect();
+    let window = scenario.window();
+    let doc = serde_json::json!({
+        "about": "The true attribution of this generated month (src/reconcile/generate), exact in dollars: each cause is CLI.md's definition applied request by request.",
+        "scenario": scenario,
+        "window": { "start": window.start.to_string(), "end": window.end.to_string() },
+        "requests_traced": month.rows.len(),
+        "invoice_usd": exact(month.expected.invoice),
+        "traces_usd": exact(month.expected.traces),
+        "gap_usd": exact(month.expected.gap()),
+        "causes": causes,
+    });
+    serde_json::to_string_pretty(&doc).expect("serializes") + "\n"
 }

@@ -78,7 +78,11 @@ pub fn actual_row(book: &PriceBook, causes: &Causes, provider: Provider, model: 
         return fine_tune_row();
     }
     let row = book.quote(&spec(provider, model), date).expect("generated models are in the book").row.clone();
-    if causes.price_book && model == PRICE_CUT_MODEL && date.day() >= PRICE_CUT_DAY { scale_row(&row, 9, 10) } else { row }
+    if causes.price_book && model == PRICE_CUT_MODEL && date.day() >= PRICE_CUT_DAY {
+        scale_row(&row, 9, 10)
+    } else {
+        row
+    }
 }
 
 fn fine_tune_row() -> PriceRow {
@@ -87,7 +91,13 @@ fn fine_tune_row() -> PriceRow {
         model: ModelId::new(Provider::OpenAi, FINE_TUNE),
         effective_from: None,
         effective_until: None,
-        standard: Rates { input: p("0.30"), output: p("1.20"), cache_read: Some(p("0.15")), cache_write_5m: None, cache_write_1h: None },
+        standard: Rates {
+            input: p("0.30"),
+            output: p("1.20"),
+            cache_read: Some(p("0.15")),
+            cache_write_5m: None,
+            cache_write_1h: None,
+        },
         batch: None,
         flex: None,
         priority: None,
@@ -204,10 +214,13 @@ impl<'a> Day<'a> {
         }
     }
 
-    /// Around `base × volume` (±15 %), at least 0.
+    /// Around `base × volume` (±15 %); a fractional expectation is rounded up or down at random, so that
+    /// rare workloads (a few a week) still happen.
     fn count(&mut self, base: f64) -> usize {
         let jitter = self.rng.random_range(0.85..1.15);
-        (base * self.volume * jitter).round().max(0.0) as usize
+        let expected = (base * self.volume * jitter).max(0.0);
+        let whole = expected.floor();
+        whole as usize + usize::from(self.rng.random_bool(expected - whole))
     }
 
     fn between(&mut self, lo: u64, hi: u64) -> u64 {
@@ -307,11 +320,12 @@ impl<'a> Day<'a> {
     }
 
     fn support_turn(&mut self, conversation: &str, turn: u64, ts: i64) {
+        // Each turn re-sends the conversation so far: the user's messages, the replies and tool results.
         let system = 1400;
-        let history = 220 * (turn - 1);
+        let history = 480 * (turn - 1);
         let user = self.between(30, 120);
         let input = system + history + user;
-        let cached = if turn > 1 && self.chance(0.9) { (system + history) / 128 * 128 } else { 0 };
+        let cached = if turn > 1 && self.chance(0.75) { (system + history) / 128 * 128 } else { 0 };
         let output = self.lognormal(160.0, 0.5, 20, 1200);
         let web_searches = u32::from(self.causes().non_token_fees && self.chance(0.06));
         let request = Request {
@@ -517,6 +531,11 @@ impl<'a> Day<'a> {
         for _ in 0..self.count(16.0) {
             self.extract();
         }
+        if self.causes().tier_modifiers {
+            for _ in 0..self.count(0.3) {
+                self.document();
+            }
+        }
         if self.causes().untraced_calls {
             for _ in 0..self.count(8.0) {
                 self.ops();
@@ -534,10 +553,10 @@ impl<'a> Day<'a> {
     }
 
     fn sonnet_turn(&mut self, conversation: &str, turn: u64, ts: i64) {
+        // The prefix up to the previous turn is read from the cache; the last turn's messages are written.
         let system = 3_500;
         let user = self.between(40, 150);
-        let document = if self.causes().tier_modifiers && self.chance(0.02) { self.between(210_000, 380_000) } else { 0 };
-        let (read, write) = if turn == 1 { (0, system) } else { (system + 260 * (turn - 2), 260) };
+        let (read, write) = if turn == 1 { (0, system) } else { (system + 520 * (turn - 2), 520) };
         let thinking = if self.chance(0.3) { self.between(400, 2_500) } else { 0 };
         let visible = self.lognormal(300.0, 0.5, 30, 2_000);
         let web_searches = if self.causes().non_token_fees && self.chance(0.1) { self.between(1, 3) as u32 } else { 0 };
@@ -551,14 +570,39 @@ impl<'a> Day<'a> {
             billed_tier: Tier::Standard,
             traced_tier: Some("standard"),
             traced_batch: false,
-            usage: Usage::from_additive(user + document, read, write, 0, visible + thinking, thinking),
+            usage: Usage::from_additive(user, read, write, 0, visible + thinking, thinking),
             tracer,
             drops_reasoning: self.causes().reasoning_tokens,
-            // Long-document turns run as plain requests; chat turns stream.
-            streamed: document == 0,
+            streamed: true,
             web_searches,
             conversation: Some(conversation.to_string()),
             ts: at(ts),
+        };
+        self.send(request);
+    }
+
+    /// Contract analysis: a whole document in one request, above the 200k long-context threshold.
+    fn document(&mut self) {
+        let document = self.between(210_000, 380_000);
+        let output = self.lognormal(900.0, 0.4, 200, 4_000);
+        let ts = self.time(8 * 3600, 20 * 3600);
+        let tracer = if self.causes().cache_accounting { Tracer::InputAsTotal } else { Tracer::Correct };
+        let request = Request {
+            provider: Provider::Anthropic,
+            project: "wrkspc_support",
+            request_model: "claude-sonnet-4-5",
+            response_model: Some("claude-sonnet-4-5-20250929"),
+            billed_model: "claude-sonnet-4-5-20250929",
+            billed_tier: Tier::Standard,
+            traced_tier: Some("standard"),
+            traced_batch: false,
+            usage: Usage::from_additive(document, 3_500, 0, 0, output, 0),
+            tracer,
+            drops_reasoning: false,
+            streamed: false,
+            web_searches: 0,
+            conversation: None,
+            ts,
         };
         self.send(request);
     }
@@ -647,7 +691,8 @@ impl<'a> Day<'a> {
     }
 
     fn attempt(&mut self, request: &Request, logical: &str, attempt: u32, fate: Fate) {
-        let ts = Timestamp::from_millisecond(request.ts.as_millisecond() + (attempt as i64 - 1) * 31_000).unwrap_or(request.ts);
+        let ts = Timestamp::from_millisecond(request.ts.as_millisecond() + (attempt as i64 - 1) * 31_000)
+            .unwrap_or(request.ts);
         let usage = match fate {
             // A timed-out attempt was the same prompt; the model wrote a different answer.
             Fate::TimedOut => {
@@ -676,8 +721,13 @@ impl<'a> Day<'a> {
 
     fn bill(&mut self, request: &Request, usage: Usage) -> Billed {
         let (book, causes, date) = (self.book, *self.causes(), self.date);
-        let row = self.rows.entry(request.billed_model).or_insert_with(|| actual_row(book, &causes, request.provider, request.billed_model, date));
-        let cost = row.cost(&usage, Billing { tier: request.billed_tier, long_context: true }).expect("generated usage is priced");
+        let row = self
+            .rows
+            .entry(request.billed_model)
+            .or_insert_with(|| actual_row(book, &causes, request.provider, request.billed_model, date));
+        let cost = row
+            .cost(&usage, Billing { tier: request.billed_tier, long_context: true })
+            .expect("generated usage is priced");
         let mut by_class = [Usd::ZERO; 5];
         for line in &cost.lines {
             let c = CLASSES.iter().position(|k| *k == line.class).unwrap_or(4);
@@ -698,7 +748,8 @@ impl<'a> Day<'a> {
     fn trace(&mut self, request: &Request, logical: &str, attempt: u32, fate: Fate, ts: Timestamp) -> RequestRow {
         let (status, usage_source, usage) = match fate {
             Fate::Ok => {
-                let source = if request.tracer == Tracer::Estimates { UsageSource::Estimated } else { UsageSource::Provider };
+                let source =
+                    if request.tracer == Tracer::Estimates { UsageSource::Estimated } else { UsageSource::Provider };
                 (RequestStatus::Ok, source, traced_usage(request))
             }
             Fate::Rejected => (RequestStatus::Error, UsageSource::Missing, Usage::default()),
@@ -717,7 +768,11 @@ impl<'a> Day<'a> {
             ts,
             provider: request.provider.id().to_string(),
             request_model: request.request_model.to_string(),
-            response_model: if usage_source == UsageSource::Missing { None } else { request.response_model.map(str::to_string) },
+            response_model: if usage_source == UsageSource::Missing {
+                None
+            } else {
+                request.response_model.map(str::to_string)
+            },
             project: Some(request.project.to_string()),
             api_key_ref: None,
             tenant_id: None,
@@ -748,14 +803,20 @@ impl<'a> Day<'a> {
 /// The usage a service's tracer records for a call it saw complete.
 fn traced_usage(request: &Request) -> Usage {
     let u = &request.usage;
-    let (output, reasoning) = if request.drops_reasoning { (u.output_total - u.reasoning, 0) } else { (u.output_total, u.reasoning) };
+    let (output, reasoning) =
+        if request.drops_reasoning { (u.output_total - u.reasoning, 0) } else { (u.output_total, u.reasoning) };
     match request.tracer {
         Tracer::Correct | Tracer::Untraced => Usage { output_total: output, reasoning, ..*u },
         Tracer::DropsCachedCount => Usage::from_inclusive(u.input_total, 0, 0, output, reasoning),
         Tracer::InputAsTotal => Usage::from_additive(u.input_uncached, 0, 0, 0, output, reasoning),
-        Tracer::CacheWritesAsInput => {
-            Usage::from_additive(u.input_uncached + u.cache_write_5m + u.cache_write_1h, u.cache_read, 0, 0, output, reasoning)
-        }
+        Tracer::CacheWritesAsInput => Usage::from_additive(
+            u.input_uncached + u.cache_write_5m + u.cache_write_1h,
+            u.cache_read,
+            0,
+            0,
+            output,
+            reasoning,
+        ),
         Tracer::Estimates => {
             let counted = (u.input_total - ESTIMATION_OVERHEAD) * ESTIMATION_SKEW.1 / ESTIMATION_SKEW.0;
             Usage::from_inclusive(counted, 0, 0, output, reasoning)

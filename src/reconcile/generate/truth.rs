@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use jiff::civil::Date;
 
-use super::traffic::{Billed, Call, actual_row};
 use super::Expected;
+use super::traffic::{Billed, Call, actual_row};
 use crate::money::Usd;
 use crate::pricing::{PriceBook, PriceRow, Provider, Tier};
 use crate::reconcile::catalog::{bare_name, spec};

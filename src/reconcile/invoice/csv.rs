@@ -11,7 +11,8 @@ use crate::diag::InputError;
 use crate::money::Usd;
 use crate::reconcile::value::Counts;
 
-const START: &[&str] = &["start_time_iso", "start_time", "starting_at", "bucket_start_time", "date", "usage_date_utc", "day"];
+const START: &[&str] =
+    &["start_time_iso", "start_time", "starting_at", "bucket_start_time", "date", "usage_date_utc", "day"];
 const END: &[&str] = &["end_time_iso", "end_time", "ending_at", "bucket_end_time"];
 
 /// The header rows promptctl recognizes, for the error message when a header is not one of them.
@@ -31,12 +32,16 @@ pub fn read(text: &str, path: &str, file: usize) -> Result<InvoiceFile, InputErr
         .collect();
     let columns = Columns::new(&header);
     let format = detect(&columns).ok_or_else(|| {
-        InputError::new(path, format!("unrecognized CSV header ({}); expected one of:\n  {EXPECTED}", header.join(", ")))
-            .at(1, 1)
-            .with_hint("rename the columns to these names, or use the API JSON pages instead")
+        InputError::new(
+            path,
+            format!("unrecognized CSV header ({}); expected one of:\n  {EXPECTED}", header.join(", ")),
+        )
+        .at(1, 1)
+        .with_hint("rename the columns to these names, or use the API JSON pages instead")
     })?;
     columns.require(format, path)?;
-    let mut out = InvoiceFile { path: path.to_string(), formats: vec![format], organizations: Vec::new(), lines: Vec::new() };
+    let mut out =
+        InvoiceFile { path: path.to_string(), formats: vec![format], organizations: Vec::new(), lines: Vec::new() };
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map_or(1, |p| p.line() as usize);
@@ -45,7 +50,8 @@ pub fn read(text: &str, path: &str, file: usize) -> Result<InvoiceFile, InputErr
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
-        let row = Row { record: &record, columns: &columns, path, line: record.position().map_or(0, |p| p.line() as usize) };
+        let row =
+            Row { record: &record, columns: &columns, path, line: record.position().map_or(0, |p| p.line() as usize) };
         if let Some(org) = row.text(&["organization_id"]) {
             out.organizations.push(org);
         }
@@ -58,7 +64,12 @@ pub fn read(text: &str, path: &str, file: usize) -> Result<InvoiceFile, InputErr
 
 /// `Cache Creation.Ephemeral 5m Input Tokens` → `cache_creation_ephemeral_5m_input_tokens`.
 fn normalize(name: &str) -> String {
-    name.trim().trim_start_matches('\u{feff}').trim_matches('"').trim().to_ascii_lowercase().replace([' ', '.', '-'], "_")
+    name.trim()
+        .trim_start_matches('\u{feff}')
+        .trim_matches('"')
+        .trim()
+        .to_ascii_lowercase()
+        .replace([' ', '.', '-'], "_")
 }
 
 struct Columns {
@@ -90,7 +101,11 @@ impl Columns {
             if self.find(names).is_none() {
                 return Err(InputError::new(
                     path,
-                    format!("this looks like an {} but has no `{}` column; expected:\n  {EXPECTED}", format.describe(), names[0]),
+                    format!(
+                        "this looks like an {} but has no `{}` column; expected:\n  {EXPECTED}",
+                        format.describe(),
+                        names[0]
+                    ),
                 )
                 .at(1, 1));
             }
@@ -146,9 +161,9 @@ impl Row<'_> {
     fn optional_count(&self, names: &[&str]) -> Result<Option<u64>, InputError> {
         match self.field(names) {
             None => Ok(None),
-            Some((i, v)) => parse_count(v)
-                .map(Some)
-                .ok_or_else(|| self.error(i, format!("{} `{v}` is not a count", names[0]))),
+            Some((i, v)) => {
+                parse_count(v).map(Some).ok_or_else(|| self.error(i, format!("{} `{v}` is not a count", names[0])))
+            }
         }
     }
 
@@ -208,7 +223,8 @@ impl Row<'_> {
             let i = self.columns.find(&["input_cached_tokens"]).unwrap_or(0);
             return Err(self.error(i, format!("input_cached_tokens ({cached}) exceeds input_tokens ({input}); OpenAI counts cached tokens inside input_tokens")));
         }
-        let tier = BilledTier::from_labels(self.text(&["service_tier"]).as_deref(), self.flag(&["batch"])?.unwrap_or(false));
+        let tier =
+            BilledTier::from_labels(self.text(&["service_tier"]).as_deref(), self.flag(&["batch"])?.unwrap_or(false));
         let detail = UsageDetail {
             tokens: Counts([input - cached, cached, 0, 0, self.tokens(&["output_tokens"])?]),
             requests: self.optional_count(&["num_model_requests"])?,

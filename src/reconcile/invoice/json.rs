@@ -14,14 +14,15 @@ use super::classify::{anthropic_context, anthropic_cost, openai_line_item};
 use super::time::{self, Instant};
 use super::{BilledTier, CostDetail, Detail, Format, InvoiceFile, InvoiceLine, Origin, UsageDetail};
 use crate::diag::{InputError, line_col};
-use crate::money::Usd;
+use crate::money::{MoneyParseError, Usd};
 use crate::pricing::Provider;
 use crate::reconcile::value::Counts;
 
 /// Reads every page in `text`.
 pub fn read(text: &str, path: &str, file: usize) -> Result<InvoiceFile, InputError> {
     let reader = Reader { text, path, file, cursor: std::cell::Cell::new((0, 1, 0)) };
-    let mut out = InvoiceFile { path: path.to_string(), formats: Vec::new(), organizations: Vec::new(), lines: Vec::new() };
+    let mut out =
+        InvoiceFile { path: path.to_string(), formats: Vec::new(), organizations: Vec::new(), lines: Vec::new() };
     for page in reader.pages()? {
         reader.read_page(page, &mut out)?;
     }
@@ -194,9 +195,14 @@ impl<'a> Reader<'a> {
                 let page: Page<'a> = self.parse_at(raw)?;
                 if page.data.is_none() {
                     let (line, column) = self.position(raw);
-                    return Err(InputError::new(self.path, "expected an API page with `data` (a list of time buckets)")
-                        .at(line, column)
-                        .with_hint("reconcile reads raw pages of the OpenAI Usage/Costs APIs and the Anthropic usage/cost reports"));
+                    return Err(InputError::new(
+                        self.path,
+                        "expected an API page with `data` (a list of time buckets)",
+                    )
+                    .at(line, column)
+                    .with_hint(
+                        "reconcile reads raw pages of the OpenAI Usage/Costs APIs and the Anthropic usage/cost reports",
+                    ));
                 }
                 Ok((raw, page))
             })
@@ -251,7 +257,10 @@ impl<'a> Reader<'a> {
     fn detect(&self, result: &'a RawValue, bucket_provider: Option<Provider>) -> Result<Format, InputError> {
         let probe: Probe<'a> = self.parse_at(result)?;
         let object = probe.object.as_deref().unwrap_or("");
-        if object == "organization.usage.completions.result" || probe.num_model_requests.is_some() || probe.input_cached_tokens.is_some() {
+        if object == "organization.usage.completions.result"
+            || probe.num_model_requests.is_some()
+            || probe.input_cached_tokens.is_some()
+        {
             return Ok(Format::OpenAiUsageJson);
         }
         if object.starts_with("organization.usage.") {
@@ -264,7 +273,10 @@ impl<'a> Reader<'a> {
         if object == "organization.costs.result" || amount_is_object {
             return Ok(Format::OpenAiCostsJson);
         }
-        if probe.uncached_input_tokens.is_some() || probe.cache_read_input_tokens.is_some() || probe.cache_creation.is_some() {
+        if probe.uncached_input_tokens.is_some()
+            || probe.cache_read_input_tokens.is_some()
+            || probe.cache_creation.is_some()
+        {
             return Ok(Format::AnthropicUsageJson);
         }
         if probe.amount.is_some() && bucket_provider == Some(Provider::Anthropic) {
@@ -286,13 +298,21 @@ impl<'a> Reader<'a> {
         out.organizations.extend(owned(r.organization_id));
         let tokens = Counts([input - cached, cached, 0, 0, r.output_tokens.unwrap_or(0)]);
         let tier = BilledTier::from_labels(r.service_tier.as_deref(), r.batch.unwrap_or(false));
-        Ok(self.line(raw, span, Provider::OpenAi, owned(r.model), owned(r.project_id), owned(r.api_key_id), Detail::Usage(UsageDetail {
-            tokens,
-            requests: r.num_model_requests,
-            tier,
-            long_context: None,
-            web_search_requests: 0,
-        })))
+        Ok(self.line(
+            raw,
+            span,
+            Provider::OpenAi,
+            owned(r.model),
+            owned(r.project_id),
+            owned(r.api_key_id),
+            Detail::Usage(UsageDetail {
+                tokens,
+                requests: r.num_model_requests,
+                tier,
+                long_context: None,
+                web_search_requests: 0,
+            }),
+        ))
     }
 
     fn openai_cost(&self, raw: &'a RawValue, span: &Span, out: &mut InvoiceFile) -> Result<InvoiceLine, InputError> {
@@ -328,7 +348,15 @@ impl<'a> Reader<'a> {
             long_context: anthropic_context(r.context_window.as_deref()),
             web_search_requests: r.server_tool_use.and_then(|s| s.web_search_requests).unwrap_or(0),
         };
-        Ok(self.line(raw, span, Provider::Anthropic, owned(r.model), owned(r.workspace_id), owned(r.api_key_id), Detail::Usage(detail)))
+        Ok(self.line(
+            raw,
+            span,
+            Provider::Anthropic,
+            owned(r.model),
+            owned(r.workspace_id),
+            owned(r.api_key_id),
+            Detail::Usage(detail),
+        ))
     }
 
     fn anthropic_cost(&self, raw: &'a RawValue, span: &Span) -> Result<InvoiceLine, InputError> {
@@ -347,7 +375,8 @@ impl<'a> Reader<'a> {
             .collect::<Vec<_>>()
             .join(" / ");
         let tier = r.service_tier.as_deref().map(|t| BilledTier::from_labels(Some(t), false));
-        let detail = CostDetail { usd, kind, tier, long_context: anthropic_context(r.context_window.as_deref()), description };
+        let detail =
+            CostDetail { usd, kind, tier, long_context: anthropic_context(r.context_window.as_deref()), description };
         Ok(self.line(raw, span, Provider::Anthropic, owned(r.model), owned(r.workspace_id), None, Detail::Cost(detail)))
     }
 
@@ -404,8 +433,11 @@ impl<'a> Reader<'a> {
     /// A serde error inside text that starts at byte `base` of the file.
     fn json_error(&self, e: &serde_json::Error, base: usize) -> InputError {
         let (base_line, base_column) = line_col(self.text, base);
-        let (line, column) =
-            if e.line() <= 1 { (base_line, base_column + e.column().saturating_sub(1)) } else { (base_line + e.line() - 1, e.column()) };
+        let (line, column) = if e.line() <= 1 {
+            (base_line, base_column + e.column().saturating_sub(1))
+        } else {
+            (base_line + e.line() - 1, e.column())
+        };
         let message = e.to_string();
         let message = message.rfind(" at line ").map_or(message.clone(), |i| message[..i].to_string());
         let message = match e.classify() {
@@ -417,7 +449,9 @@ impl<'a> Reader<'a> {
         };
         let error = InputError::new(self.path, message).at(line.max(1), column.max(1));
         match e.classify() {
-            serde_json::error::Category::Eof => error.with_hint("download the page again; a cut-off page would undercount the invoice"),
+            serde_json::error::Category::Eof => {
+                error.with_hint("download the page again; a cut-off page would undercount the invoice")
+            }
             _ => error,
         }
     }
@@ -454,14 +488,55 @@ pub fn parse_amount(raw: &RawValue, scale: i32) -> Result<Usd, String> {
     parse_decimal_amount(text, scale)
 }
 
-/// An amount from decimal text, exactly, with a message that says what is wrong with it.
+/// An amount from decimal text, exactly, with a message that says what is wrong with it. Digits beyond a
+/// pico-dollar (the Costs API writes floats such as `0.13080438340307526`) are rounded half away from zero
+/// from the text itself, never through a float.
 pub fn parse_decimal_amount(text: &str, scale: i32) -> Result<Usd, String> {
-    Usd::parse_decimal(text, scale).map_err(|e| {
-        let decimal_comma = text.contains(',') && !text.contains('.');
-        if decimal_comma {
-            format!("amount `{text}` is not a decimal number: a decimal comma? write `{}`", text.replacen(',', ".", 1))
-        } else {
-            format!("amount: {e}")
+    match Usd::parse_decimal(text, scale) {
+        Ok(usd) => Ok(usd),
+        Err(MoneyParseError::TooPrecise(_)) => {
+            round_to_picos(text, scale).ok_or_else(|| format!("amount `{text}` is not a decimal number"))
         }
-    })
+        Err(e) => {
+            let decimal_comma = text.contains(',') && !text.contains('.');
+            if decimal_comma {
+                Err(format!(
+                    "amount `{text}` is not a decimal number: a decimal comma? write `{}`",
+                    text.replacen(',', ".", 1)
+                ))
+            } else {
+                Err(format!("amount: {e}"))
+            }
+        }
+    }
+}
+
+/// `[-]digits[.digits][e[-]digits]` × 10^scale in pico-dollars, rounded half away from zero.
+fn round_to_picos(text: &str, scale: i32) -> Option<Usd> {
+    let t = text.trim();
+    let (negative, t) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], t[i + 1..].parse::<i32>().ok()?),
+        None => (t, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // value = digits × 10^(exponent + scale − frac_len); pico-dollars need 12 more decimal places.
+    let keep = digits.len() as i32 + exponent + scale - frac.len() as i32 + 12;
+    let value: i128 = match keep {
+        k if k <= 0 => 0,
+        k if k as usize >= digits.len() => return None,
+        k => {
+            let (kept, dropped) = digits.split_at(k as usize);
+            let kept: i128 = kept.parse().ok()?;
+            kept + i128::from(dropped.as_bytes()[0] >= b'5')
+        }
+    };
+    Some(Usd(if negative { -value } else { value }))
 }

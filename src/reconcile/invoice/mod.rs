@@ -410,7 +410,11 @@ fn repeat_notes(repeats: &HashMap<(usize, usize), usize>, paths: &[String]) -> V
         .into_iter()
         .map(|(&(first, second), &n)| {
             if first == second {
-                format!("{}: {n} line{} repeated within the file (overlapping pages); counted once", paths[first], plural(n))
+                format!(
+                    "{}: {n} line{} repeated within the file (overlapping pages); counted once",
+                    paths[first],
+                    plural(n)
+                )
             } else {
                 format!(
                     "{}: {n} line{} repeat lines of {} (overlapping pages); counted once",
