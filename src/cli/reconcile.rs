@@ -615,26 +615,25 @@ fn shorten(text: &str, max: usize) -> String {
 // importers. Replace `TraceRows` with `trace::import::open(file, None)` + `trace::import::records(…)`,
 // mapping `Record::Row(r)` to `r.row` and reporting `Record::Error`s the same way.
 
-/// Reads promptctl JSONL (FORMATS.md, trace format 2) files one line at a time.
+/// Reads promptctl JSONL (FORMATS.md, trace format 2) files in batches of lines parsed on every core,
+/// yielding rows in file order; memory holds one batch. Only the fields reconcile uses are kept (ids,
+/// tenants, latencies and messages are skipped unread).
 struct TraceRows {
     files: std::collections::VecDeque<(PathBuf, String)>,
     current: Option<(BufReader<std::fs::File>, String, u64)>,
-    buffer: String,
+    /// Rows parsed and not yet handed out, in reverse order (popped from the end).
+    ready: Vec<RequestRow>,
     errors: Vec<String>,
     skipped: u64,
     fatal: Option<CliError>,
 }
 
+/// Lines per batch: large enough to keep both cores busy, small enough that memory stays flat (~10 MB).
+const BATCH_LINES: usize = 16_384;
+
 impl TraceRows {
     fn new(files: Vec<(PathBuf, String)>) -> TraceRows {
-        TraceRows {
-            files: files.into(),
-            current: None,
-            buffer: String::new(),
-            errors: Vec::new(),
-            skipped: 0,
-            fatal: None,
-        }
+        TraceRows { files: files.into(), current: None, ready: Vec::new(), errors: Vec::new(), skipped: 0, fatal: None }
     }
 
     fn open_next(&mut self) -> bool {
@@ -652,6 +651,53 @@ impl TraceRows {
             }
         }
     }
+
+    /// Reads up to a batch of lines of the current file and parses them in parallel.
+    fn fill(&mut self) {
+        let Some((reader, shown, line)) = self.current.as_mut() else { return };
+        let shown = shown.clone();
+        let mut text = Vec::with_capacity(BATCH_LINES * 600);
+        let mut lines: Vec<(u64, std::ops::Range<usize>)> = Vec::with_capacity(BATCH_LINES);
+        while lines.len() < BATCH_LINES {
+            let start = text.len();
+            match reader.read_until(b'\n', &mut text) {
+                Ok(0) => {
+                    self.current = None;
+                    break;
+                }
+                Ok(_) => {
+                    *line += 1;
+                    lines.push((*line, start..text.len()));
+                }
+                Err(e) => {
+                    self.fatal = Some(CliError::input(format!("{shown}:{}: cannot read: {e}", *line + 1)));
+                    return;
+                }
+            }
+        }
+        use rayon::prelude::*;
+        let parsed: Vec<(u64, Option<Result<RequestRow, String>>)> = lines
+            .into_par_iter()
+            .map(|(number, range)| {
+                let line = text[range].trim_ascii();
+                (number, (!line.is_empty()).then(|| parse_trace_line(line)))
+            })
+            .collect();
+        for (number, result) in parsed {
+            match result {
+                Some(Ok(row)) => self.ready.push(row),
+                Some(Err(message)) => {
+                    self.skipped += 1;
+                    if self.errors.len() < 10 {
+                        self.errors.push(format!("{shown}:{number}: {message}"));
+                    }
+                }
+                None => {}
+            }
+        }
+        // Handed out by popping from the end.
+        self.ready.reverse();
+    }
 }
 
 impl Iterator for TraceRows {
@@ -659,37 +705,16 @@ impl Iterator for TraceRows {
 
     fn next(&mut self) -> Option<RequestRow> {
         loop {
+            if let Some(row) = self.ready.pop() {
+                return Some(row);
+            }
             if self.fatal.is_some() {
                 return None;
             }
             if self.current.is_none() && !self.open_next() {
                 return None;
             }
-            let (reader, shown, line) = self.current.as_mut().expect("a file is open");
-            self.buffer.clear();
-            match reader.read_line(&mut self.buffer) {
-                Ok(0) => self.current = None,
-                Ok(_) => {
-                    *line += 1;
-                    let text = self.buffer.trim();
-                    if text.is_empty() {
-                        continue;
-                    }
-                    match parse_trace_line(text) {
-                        Ok(row) => return Some(row),
-                        Err(message) => {
-                            self.skipped += 1;
-                            if self.errors.len() < 10 {
-                                self.errors.push(format!("{shown}:{line}: {message}"));
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    self.fatal = Some(CliError::input(format!("{shown}:{}: cannot read: {e}", *line + 1)));
-                    return None;
-                }
-            }
+            self.fill();
         }
     }
 }
@@ -707,15 +732,7 @@ struct TraceLine<'a> {
     #[serde(borrow)]
     project: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    api_key_ref: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    tenant_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     conversation_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    trace_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    span_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     logical_request_id: Option<Cow<'a, str>>,
     attempt: Option<u32>,
@@ -726,8 +743,6 @@ struct TraceLine<'a> {
     #[serde(borrow)]
     service_tier: Option<Cow<'a, str>>,
     batch: Option<bool>,
-    latency_ms: Option<u64>,
-    ttft_ms: Option<u64>,
     #[serde(default)]
     stream: Vec<TraceCheckpoint>,
 }
@@ -752,8 +767,8 @@ fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
     s.map(Cow::into_owned).filter(|s| !s.is_empty())
 }
 
-fn parse_trace_line(text: &str) -> Result<RequestRow, String> {
-    let line: TraceLine = serde_json::from_str(text).map_err(|e| e.to_string())?;
+fn parse_trace_line(text: &[u8]) -> Result<RequestRow, String> {
+    let line: TraceLine = serde_json::from_slice(text).map_err(|e| e.to_string())?;
     let ts = line
         .ts
         .parse::<jiff::Timestamp>()
@@ -771,11 +786,11 @@ fn parse_trace_line(text: &str) -> Result<RequestRow, String> {
         request_model: line.model.into_owned(),
         response_model: owned(line.response_model),
         project: owned(line.project),
-        api_key_ref: owned(line.api_key_ref),
-        tenant_id: owned(line.tenant_id),
+        api_key_ref: None,
+        tenant_id: None,
         conversation_id: owned(line.conversation_id),
-        trace_id: owned(line.trace_id),
-        span_id: owned(line.span_id),
+        trace_id: None,
+        span_id: None,
         logical_request_id: owned(line.logical_request_id),
         attempt: line.attempt.unwrap_or(1).max(1),
         status: line.status.unwrap_or(RequestStatus::Ok),
@@ -784,8 +799,8 @@ fn parse_trace_line(text: &str) -> Result<RequestRow, String> {
         usage: usage.unwrap_or_default(),
         service_tier: owned(line.service_tier),
         batch: line.batch.unwrap_or(false),
-        latency_ms: line.latency_ms,
-        ttft_ms: line.ttft_ms,
+        latency_ms: None,
+        ttft_ms: None,
         prompt_name: None,
         prompt_version: None,
         finish_reason: None,
@@ -840,7 +855,7 @@ mod tests {
         let book = crate::pricing::PriceBook::embedded();
         let scenario = reconcile::generate::Scenario { scale: 0.05, ..reconcile::generate::Scenario::bundled() };
         for row in reconcile::generate::rows(&scenario, book).take(500) {
-            let back = parse_trace_line(&reconcile::generate::trace_jsonl_line(&row)).unwrap();
+            let back = parse_trace_line(reconcile::generate::trace_jsonl_line(&row).as_bytes()).unwrap();
             assert_eq!(back.usage, row.usage, "{row:?}");
             assert_eq!((back.status, back.usage_source, back.attempt), (row.status, row.usage_source, row.attempt));
             assert_eq!(

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::fxhash::FastMap;
 use super::catalog::{Catalog, GroupKey, ModelIx, NO_PROJECT, ProjectIx};
 use super::invoice::{BilledTier, CostKind, Detail, Invoice, InvoiceLine, midpoint_second};
 use super::value::{CLASSES, Counts, Qty, UnitPrice, allocate};
@@ -148,8 +149,8 @@ pub struct Billing {
     pub unmatched: Vec<MoneyLine>,
     pub providers: BTreeMap<Provider, ProviderFacts>,
     /// Snapshots billed on each day, for mapping traced aliases.
-    pub billed_models: HashMap<(Provider, i32), HashSet<ModelIx>>,
-    pub day_models: HashMap<(Provider, i32, ModelIx), DayModel>,
+    pub billed_models: FastMap<(Provider, i32), HashSet<ModelIx>>,
+    pub day_models: FastMap<(Provider, i32, ModelIx), DayModel>,
     pub notes: Vec<String>,
 }
 
@@ -419,7 +420,7 @@ fn settle_cells(billing: &mut Billing, catalog: &Catalog) -> Result<(), BillingE
 /// Per class: charged, micro-tokens, (charged, book value) where the book prices it, and whether it does.
 type DayModelSums = ([Usd; 5], [i128; 5], [(Usd, Usd); 5], [bool; 5]);
 
-fn day_models(billing: &Billing) -> HashMap<(Provider, i32, ModelIx), DayModel> {
+fn day_models(billing: &Billing) -> FastMap<(Provider, i32, ModelIx), DayModel> {
     let mut sums: HashMap<(Provider, i32, ModelIx), DayModelSums> = HashMap::new();
     for (key, group) in &billing.groups {
         let entry =

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use jiff::civil::Date;
 
 use super::window::day_date;
+use super::fxhash::FastMap;
 use crate::pricing::{ModelId, ModelSpec, PriceBook, PriceRow, Provider};
 
 /// An interned model snapshot (canonical name under a provider).
@@ -40,13 +41,13 @@ pub struct Catalog<'b> {
     models: Vec<(Provider, String)>,
     model_ix: HashMap<(Provider, String), ModelIx>,
     projects: Vec<String>,
-    project_ix: HashMap<String, ProjectIx>,
+    project_ix: FastMap<String, ProjectIx>,
     /// Traced names already mapped, per provider and day.
-    traced: HashMap<(Provider, i32), HashMap<String, ModelIx>>,
+    traced: FastMap<(Provider, i32), FastMap<String, ModelIx>>,
     /// Every snapshot an alias has meant, from the book's alias history.
     alias_targets: HashMap<ModelId, Vec<String>>,
     /// Canonical names already worked out, per provider, name and day.
-    canonical: HashMap<(Provider, i32), HashMap<String, Canonical>>,
+    canonical: FastMap<(Provider, i32), FastMap<String, Canonical>>,
     /// Book rows in force, per snapshot and day (a miss is remembered too: looking up an unknown name is
     /// slow, it searches for the nearest known name).
     rows: RefCell<HashMap<(ModelIx, i32), Option<&'b PriceRow>>>,
@@ -63,10 +64,10 @@ impl<'b> Catalog<'b> {
             models: Vec::new(),
             model_ix: HashMap::new(),
             projects: vec![String::new()],
-            project_ix: HashMap::new(),
-            traced: HashMap::new(),
+            project_ix: FastMap::default(),
+            traced: FastMap::default(),
             alias_targets,
-            canonical: HashMap::new(),
+            canonical: FastMap::default(),
             rows: RefCell::new(HashMap::new()),
         }
     }

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::billing::Billing;
+use super::fxhash::FastMap;
 use super::catalog::{Catalog, GroupKey, ModelIx, ProjectIx};
 use super::value::{Counts, Prices, Qty, UnitPrice, value};
 use super::window::{Window, day_of};
@@ -135,25 +136,25 @@ pub struct TraceStats {
 
 #[derive(Debug, Default)]
 pub struct Traces {
-    pub accs: HashMap<AccKey, Acc>,
-    pub groups: HashMap<GroupKey, TracedGroup>,
+    pub accs: FastMap<AccKey, Acc>,
+    pub groups: FastMap<GroupKey, TracedGroup>,
     pub usage_less: Vec<UsageLess>,
     pub rows: Vec<RowRecord>,
     pub group_keys: Vec<GroupKey>,
-    group_ix: HashMap<GroupKey, u32>,
+    group_ix: FastMap<GroupKey, u32>,
     /// Calls (first attempts) per conversation.
     pub conversation_turns: Vec<u32>,
     /// The provider of each conversation's first row: a conversation is one product feature, and features
     /// on different models have different curves.
     pub conversation_provider: Vec<Provider>,
-    conversation_ix: HashMap<String, ConvIx>,
+    conversation_ix: FastMap<String, ConvIx>,
     pub naive_names: Vec<(Provider, String)>,
     /// Per provider (in `Provider::ALL` order), traced name → index.
-    naive_ix: [HashMap<String, NaiveIx>; 4],
+    naive_ix: [FastMap<String, NaiveIx>; 4],
     pub projects: HashMap<Provider, ProjectFacts>,
     pub stats: TraceStats,
     /// Tokens of retries (attempt ≥ 2) with usage, by logical request.
-    siblings: HashMap<String, Counts>,
+    siblings: FastMap<String, Counts>,
 }
 
 /// Adds rows one at a time.
@@ -163,7 +164,7 @@ pub struct Collector<'c, 'b> {
     billing: &'c Billing,
     window: Window,
     empty: HashSet<u32>,
-    thresholds: HashMap<(Provider, ModelIx), Option<u64>>,
+    thresholds: FastMap<(Provider, ModelIx), Option<u64>>,
 }
 
 impl<'c, 'b> Collector<'c, 'b> {
@@ -174,7 +175,7 @@ impl<'c, 'b> Collector<'c, 'b> {
             billing,
             window,
             empty: HashSet::new(),
-            thresholds: HashMap::new(),
+            thresholds: FastMap::default(),
         }
     }
 
@@ -230,7 +231,7 @@ impl<'c, 'b> Collector<'c, 'b> {
         stats.tokens += tokens;
         let estimated = row.usage_source == UsageSource::Estimated;
         stats.estimated += u64::from(estimated);
-        let tier = Tier::from_request(row.service_tier.as_deref(), row.batch);
+        let tier = traced_tier(row.service_tier.as_deref(), row.batch);
         let long = self.is_long(group, row.usage.input_total);
         let acc =
             self.traces.accs.entry(AccKey { group, tier, naive, estimated, long, streamed: row.streamed }).or_default();
@@ -320,6 +321,17 @@ impl Traces {
 
     pub fn conversations(&self) -> usize {
         self.conversation_turns.len()
+    }
+}
+
+/// The tier a row was traced at; the common spellings first, without allocating.
+fn traced_tier(service_tier: Option<&str>, batch: bool) -> Option<Tier> {
+    match (service_tier, batch) {
+        (_, true) => Some(Tier::Batch),
+        (None | Some("default" | "auto" | "standard"), false) => Some(Tier::Standard),
+        (Some("flex"), false) => Some(Tier::Flex),
+        (Some("priority"), false) => Some(Tier::Priority),
+        (other, false) => Tier::from_request(other, false),
     }
 }
 
