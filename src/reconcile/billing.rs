@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::fxhash::FastMap;
 use super::catalog::{Catalog, GroupKey, ModelIx, NO_PROJECT, ProjectIx};
+use super::fxhash::FastMap;
 use super::invoice::{BilledTier, CostKind, Detail, Invoice, InvoiceLine, midpoint_second};
 use super::value::{CLASSES, Counts, Qty, UnitPrice, allocate};
 use super::window::{SECONDS_PER_DAY, day_date};

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use jiff::civil::Date;
 
-use super::window::day_date;
 use super::fxhash::FastMap;
+use super::window::day_date;
 use crate::pricing::{ModelId, ModelSpec, PriceBook, PriceRow, Provider};
 
 /// An interned model snapshot (canonical name under a provider).

@@ -78,7 +78,7 @@ pub fn view(traces: &Traces, outcome: &Outcome) -> Option<ConversationView> {
     let mut usage_less_total = 0i128;
     for row in &traces.usage_less {
         let f = factors(row.group);
-        let weight = row.sibling_weight.map_or(f.mean_weight, i128::from);
+        let weight = row.estimate.map_or(f.mean_weight, |e| i128::from(e.weight));
         let cost = usage_less_cost(row.status, weight, &f);
         usage_less_total += cost;
         if row.conversation != NO_CONVERSATION {

@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::billing::Billing;
-use super::fxhash::FastMap;
 use super::catalog::{Catalog, GroupKey, ModelIx, ProjectIx};
+use super::fxhash::FastMap;
 use super::value::{Counts, Prices, Qty, UnitPrice, value};
 use super::window::{Window, day_of};
 use crate::pricing::{Provider, Tier};
@@ -53,6 +53,8 @@ impl AccKey {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Acc {
     pub tokens: Counts,
+    /// Reasoning tokens, a part of the output.
+    pub reasoning: u64,
     pub rows: u64,
 }
 
@@ -92,15 +94,50 @@ pub struct UsageLess {
     pub status: RequestStatus,
     pub logical: Option<String>,
     pub conversation: ConvIx,
-    /// The tokens of the retry that succeeded in its place, found after the pass, their value at the
-    /// cell's billed prices, and whether their input is above the long-context threshold.
-    pub sibling: Option<Counts>,
-    pub sibling_weight: Option<i64>,
-    pub sibling_long: bool,
+    /// What the call probably was, found after the pass: the retry that succeeded in its place (same
+    /// logical request), else the conversation's calls just before and after it in the same cell.
+    pub estimate: Option<Estimate>,
+    /// The conversation's traced calls before and after this row, in the same cell.
+    neighbours: (Option<Call>, Option<Call>),
     pub streamed: bool,
     /// Output tokens the stream delivered, from its checkpoints, for a stream that ran to its end without a
     /// usage block or was cancelled (what was generated is what was billed).
     pub streamed_output: Option<u64>,
+}
+
+/// Where an estimate of a call without usage comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EstimateFrom {
+    /// The retry that succeeded in its place: the same prompt.
+    Retry,
+    /// The calls of the same conversation around it: a chat turn is much like its neighbours.
+    Conversation,
+}
+
+/// What a call without usage was probably billed for.
+#[derive(Debug, Clone, Copy)]
+pub struct Estimate {
+    pub tokens: Counts,
+    /// Reasoning tokens, a part of the output: hidden, so a stream's checkpoints do not count them.
+    pub reasoning: u64,
+    pub from: EstimateFrom,
+    /// Its value at the cell's billed prices (pico-dollars).
+    pub weight: i64,
+    /// Its input is above the long-context threshold.
+    pub long: bool,
+}
+
+/// A traced call's tokens and the reasoning tokens among its output.
+pub type Call = (Counts, u64);
+
+/// A call estimated from its neighbours in the conversation: their mean (either one alone when the
+/// other is missing). Its size, not its cache split, is what neighbours tell (the first turn writes what
+/// the next ones read); the waterfall splits it like the cell.
+fn between((before, after): (Option<Call>, Option<Call>)) -> Option<Call> {
+    match (before, after) {
+        (Some(a), Some(b)) => Some((Counts(std::array::from_fn(|c| (a.0.0[c] + b.0.0[c]) / 2)), (a.1 + b.1) / 2)),
+        (one, other) => one.or(other),
+    }
 }
 
 /// What the per-conversation view needs of a row with usage.
@@ -154,7 +191,7 @@ pub struct Traces {
     pub projects: HashMap<Provider, ProjectFacts>,
     pub stats: TraceStats,
     /// Tokens of retries (attempt ≥ 2) with usage, by logical request.
-    siblings: FastMap<String, Counts>,
+    siblings: FastMap<String, Call>,
 }
 
 /// Adds rows one at a time.
@@ -165,6 +202,10 @@ pub struct Collector<'c, 'b> {
     window: Window,
     empty: HashSet<u32>,
     thresholds: FastMap<(Provider, ModelIx), Option<u64>>,
+    /// Per conversation, its last traced call with usage (cell and tokens)…
+    last_call: FastMap<ConvIx, (GroupKey, Call)>,
+    /// …and the rows without usage that wait for the next one.
+    waiting: FastMap<ConvIx, Vec<usize>>,
 }
 
 impl<'c, 'b> Collector<'c, 'b> {
@@ -176,6 +217,8 @@ impl<'c, 'b> Collector<'c, 'b> {
             window,
             empty: HashSet::new(),
             thresholds: FastMap::default(),
+            last_call: FastMap::default(),
+            waiting: FastMap::default(),
         }
     }
 
@@ -209,6 +252,9 @@ impl<'c, 'b> Collector<'c, 'b> {
         if row.usage_source == UsageSource::Missing || tokens.is_zero() {
             traced.usage_less[status_index(row.status)] += 1;
             stats.usage_less += 1;
+            if conversation != NO_CONVERSATION {
+                self.waiting.entry(conversation).or_default().push(self.traces.usage_less.len());
+            }
             let streamed_output = matches!(row.status, RequestStatus::Ok | RequestStatus::Aborted)
                 .then(|| row.stream.iter().map(|c| c.tokens as u64).sum::<u64>())
                 .filter(|_| !row.stream.is_empty());
@@ -218,9 +264,8 @@ impl<'c, 'b> Collector<'c, 'b> {
                 status: row.status,
                 logical,
                 conversation,
-                sibling: None,
-                sibling_weight: None,
-                sibling_long: false,
+                estimate: None,
+                neighbours: (self.last_in_conversation(conversation, group), None),
                 streamed: row.streamed,
                 streamed_output,
             });
@@ -236,10 +281,13 @@ impl<'c, 'b> Collector<'c, 'b> {
         let acc =
             self.traces.accs.entry(AccKey { group, tier, naive, estimated, long, streamed: row.streamed }).or_default();
         acc.tokens += tokens;
+        acc.reasoning += row.usage.reasoning;
         acc.rows += 1;
+        let call = (tokens, row.usage.reasoning);
         if !first_attempt && let Some(logical) = row.logical_request_id {
-            self.traces.siblings.insert(logical, tokens);
+            self.traces.siblings.insert(logical, call);
         }
+        self.note_in_conversation(conversation, group, call);
         let weight = self.weight(group, &tokens);
         let group = self.traces.group_index(group);
         self.traces.rows.push(RowRecord { conversation, group, weight });
@@ -276,12 +324,38 @@ impl<'c, 'b> Collector<'c, 'b> {
         let siblings = std::mem::take(&mut self.traces.siblings);
         let mut usage_less = std::mem::take(&mut self.traces.usage_less);
         for row in &mut usage_less {
-            row.sibling = row.logical.as_ref().and_then(|l| siblings.get(l)).copied();
-            row.sibling_weight = row.sibling.map(|s| self.weight(row.group, &s));
-            row.sibling_long = row.sibling.is_some_and(|s| self.is_long(row.group, s.input()));
+            let sibling = row.logical.as_ref().and_then(|l| siblings.get(l)).copied().map(|c| (c, EstimateFrom::Retry));
+            let tokens = sibling.or_else(|| between(row.neighbours).map(|c| (c, EstimateFrom::Conversation)));
+            row.estimate = tokens.map(|((tokens, reasoning), from)| Estimate {
+                tokens,
+                reasoning,
+                from,
+                weight: self.weight(row.group, &tokens),
+                long: self.is_long(row.group, tokens.input()),
+            });
         }
         self.traces.usage_less = usage_less;
         self.traces
+    }
+
+    fn last_in_conversation(&self, conversation: ConvIx, group: GroupKey) -> Option<Call> {
+        self.last_call.get(&conversation).filter(|(g, _)| *g == group).map(|(_, c)| *c)
+    }
+
+    /// A traced call with usage: the next call for the conversation's rows that wait for one.
+    fn note_in_conversation(&mut self, conversation: ConvIx, group: GroupKey, call: Call) {
+        if conversation == NO_CONVERSATION {
+            return;
+        }
+        if let Some(waiting) = self.waiting.remove(&conversation) {
+            for i in waiting {
+                let row = &mut self.traces.usage_less[i];
+                if row.group == group {
+                    row.neighbours.1 = Some(call);
+                }
+            }
+        }
+        self.last_call.insert(conversation, (group, call));
     }
 }
 

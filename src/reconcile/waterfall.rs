@@ -26,7 +26,7 @@ use jiff::civil::Date;
 use super::billing::{BilledCell, BilledGroup, Billing};
 use super::catalog::{Catalog, GroupKey, ModelIx, spec};
 use super::invoice::BilledTier;
-use super::traced::{Acc, AccKey, NaiveIx, TracedGroup, Traces, UsageLess, status_index};
+use super::traced::{Acc, AccKey, EstimateFrom, NaiveIx, TracedGroup, Traces, UsageLess, status_index};
 use super::value::{CLASSES, INPUT, OUTPUT, Prices, Qty, UnitPrice, allocate, mul_div, share, value};
 use crate::money::Usd;
 use crate::pricing::{Provider, Tier};
@@ -189,6 +189,7 @@ impl<'t> Cells<'t> {
         for (key, acc) in &traces.accs {
             let m = merged.entry(AccKey { group: remap(key.group, policy), ..*key }).or_default();
             m.tokens += acc.tokens;
+            m.reasoning += acc.reasoning;
             m.rows += acc.rows;
         }
         let mut accs: BTreeMap<GroupKey, Vec<(AccKey, Acc)>> = BTreeMap::new();
@@ -308,6 +309,7 @@ struct GroupCalc<'c, 't> {
 struct Line {
     key: AccKey,
     rows: u64,
+    reasoning: u64,
     naive: Prices,
     qty: Qty,
 }
@@ -322,7 +324,7 @@ impl GroupCalc<'_, '_> {
                 let facts = outcome.models.entry((self.key.provider, self.key.model)).or_default();
                 facts.naive_names.insert(key.naive);
                 facts.priced_at_zero += if complete { 0 } else { acc.rows };
-                Line { key: *key, rows: acc.rows, naive, qty: Qty::from_counts(&acc.tokens) }
+                Line { key: *key, rows: acc.rows, reasoning: acc.reasoning, naive, qty: Qty::from_counts(&acc.tokens) }
             })
             .collect();
         let s0: Usd = lines.iter().map(|l| value(&l.qty, &l.naive)).sum();
@@ -459,7 +461,7 @@ impl GroupCalc<'_, '_> {
             || self
                 .usage_less
                 .iter()
-                .any(|r| r.sibling.is_none() && (r.status != RequestStatus::Error || billable.take_error > 0));
+                .any(|r| r.estimate.is_none() && (r.status != RequestStatus::Error || billable.take_error > 0));
         u.unbilled_errors = slots.error_rows - billable.take_error;
         u.billed_usage_less = self.billed_by_status(billable.take_ok, slots.ok_rows, billable.take_error);
         u.factors = GroupFactors {
@@ -520,33 +522,46 @@ impl GroupCalc<'_, '_> {
         slots: &Slots,
         split: bool,
     ) -> [Qty; 2] {
+        const MICRO: i128 = 1_000_000;
         let rows = self.traced.rows_with_usage as i128;
-        let mean_of = |streamed: bool| -> [Qty; 2] {
+        // Per kind (not streamed, streamed): the mean traced call by bucket, and its mean reasoning.
+        let mean_of = |streamed: bool| -> ([Qty; 2], i128) {
             let kind: Vec<&Line> = lines.iter().filter(|l| l.key.streamed == streamed).collect();
             let n: i128 = kind.iter().map(|l| l.rows as i128).sum();
             if n == 0 {
-                return traced.map(|t| t.scaled(1, rows));
+                let reasoning: i128 = lines.iter().map(|l| l.reasoning as i128).sum();
+                return (traced.map(|t| t.scaled(1, rows)), reasoning * MICRO / rows.max(1));
             }
             let mut by_bucket = [Qty::default(); 2];
-            for line in kind {
+            for line in &kind {
                 by_bucket[usize::from(split && line.key.long)] += line.qty;
             }
-            by_bucket.map(|q| q.scaled(1, n))
+            let reasoning: i128 = kind.iter().map(|l| l.reasoning as i128).sum();
+            (by_bucket.map(|q| q.scaled(1, n)), reasoning * MICRO / n)
         };
         let means = [mean_of(false), mean_of(true)];
         let mut ok = [Qty::default(); 2];
         let mut error = [Qty::default(); 2];
         for row in self.usage_less {
             let target = if row.status == RequestStatus::Error { &mut error } else { &mut ok };
-            let streamed_output = row.streamed_output.map(|o| o as i128 * 1_000_000);
-            match row.sibling {
-                Some(sibling) => {
-                    let q = Qty::from_counts(&sibling);
-                    target[usize::from(split && row.sibling_long)] += streamed_output.map_or(q, |o| q.with_output(o));
+            let (mean, mean_reasoning) = means[usize::from(row.streamed)];
+            // A stream's checkpoints count what it delivered; hidden reasoning was billed too.
+            let reasoning = row.estimate.map_or(mean_reasoning, |e| e.reasoning as i128 * MICRO);
+            let streamed_output = row.streamed_output.map(|o| o as i128 * MICRO + reasoning);
+            match row.estimate {
+                Some(estimate) => {
+                    let bucket = usize::from(split && estimate.long);
+                    let mut q = Qty::from_counts(&estimate.tokens);
+                    // Neighbouring turns tell a call's size, not its cache split (the first turn writes
+                    // what the next ones read): the split is the cell's.
+                    if estimate.from == EstimateFrom::Conversation {
+                        q = q.with_input(&Qty::input_split_like(&traced[bucket], q.input()));
+                    }
+                    target[bucket] += streamed_output.map_or(q, |o| q.with_output(o));
                 }
                 None => {
-                    for (b, mean) in means[usize::from(row.streamed)].iter().enumerate() {
-                        target[b] += if streamed_output.is_some() { mean.with_output(0) } else { *mean };
+                    for (b, m) in mean.iter().enumerate() {
+                        target[b] += if streamed_output.is_some() { m.with_output(0) } else { *m };
                     }
                     if let Some(output) = streamed_output {
                         target[0] += Qty::default().with_output(output);
@@ -565,7 +580,7 @@ impl GroupCalc<'_, '_> {
     fn slots(&self, mean_weight: i128) -> Slots {
         let mut slots = Slots::default();
         for row in self.usage_less {
-            let weight = row.sibling_weight.map_or(mean_weight, i128::from);
+            let weight = row.estimate.map_or(mean_weight, |e| i128::from(e.weight));
             if row.status == RequestStatus::Error {
                 slots.error_rows += 1;
                 slots.error_weight += weight;

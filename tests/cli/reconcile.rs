@@ -533,3 +533,16 @@ fn the_window_is_required_and_checked() {
         p.run(&["reconcile", "--invoice", "usage.json", "--traces", "traces.jsonl", "--month", "2026-13"], 2);
     assert!(stderr.contains("is not a month"), "{stderr}");
 }
+
+#[test]
+fn a_broken_trace_line_is_skipped_and_reported() {
+    let p = small_project();
+    let mut text = traces(&[(1000, 200), (1000, 200), (1000, 200)]);
+    text.insert_str(0, "{\"ts\":\"2026-10-01T09:00:00Z\",\"model\":\n");
+    p.write("traces.jsonl", &text);
+    let (_, stderr) = reconcile_small(&p, &["usage.json"], 0);
+    assert!(stderr.contains("1 trace lines could not be read and were skipped: traces.jsonl:1:"), "{stderr}");
+    let (_, stderr) =
+        p.run(&["reconcile", "--invoice", "usage.json", "--traces", "missing.jsonl", "--month", "2026-10"], 2);
+    assert!(stderr.contains("missing.jsonl: file not found"), "{stderr}");
+}

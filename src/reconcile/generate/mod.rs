@@ -148,6 +148,8 @@ pub struct Expected {
     pub traces: Usd,
     /// In the order of CLI.md; they sum to `invoice − traces` exactly.
     pub causes: [Usd; 8],
+    /// The untraced calls by billed model (for tests of the evidence and of the estimates).
+    pub untraced_by_model: std::collections::BTreeMap<String, Usd>,
 }
 
 impl Expected {

@@ -557,7 +557,8 @@ impl<'a> Day<'a> {
         let system = 3_500;
         let user = self.between(40, 150);
         let (read, write) = if turn == 1 { (0, system) } else { (system + 520 * (turn - 2), 520) };
-        let thinking = if self.chance(0.3) { self.between(400, 2_500) } else { 0 };
+        // Extended thinking is on for this feature: every turn thinks, some more than others.
+        let thinking = self.between(300, 1_200);
         let visible = self.lognormal(300.0, 0.5, 30, 2_000);
         let web_searches = if self.causes().non_token_fees && self.chance(0.1) { self.between(1, 3) as u32 } else { 0 };
         let tracer = if self.causes().cache_accounting { Tracer::InputAsTotal } else { Tracer::Correct };
@@ -699,9 +700,10 @@ impl<'a> Day<'a> {
                 let output = request.usage.output_total * self.between(70, 130) / 100;
                 Usage { output_total: output, reasoning: request.usage.reasoning.min(output), ..request.usage }
             }
+            // Thinking comes first; the user cancelled while the visible answer streamed.
             Fate::Aborted => {
                 let visible = request.usage.output_total - request.usage.reasoning;
-                Usage { output_total: visible * 2 / 5, reasoning: 0, ..request.usage }
+                Usage { output_total: request.usage.reasoning + visible * 2 / 5, ..request.usage }
             }
             _ => request.usage,
         };

@@ -35,6 +35,7 @@ pub struct Truth<'b> {
     traces: Usd,
     causes: [Usd; 8],
     naive: HashMap<(String, String, Option<Tier>), Prices>,
+    untraced_by_model: std::collections::BTreeMap<String, Usd>,
     actual: HashMap<(&'static str, i32), PriceRow>,
 }
 
@@ -49,6 +50,7 @@ impl<'b> Truth<'b> {
             causes: [Usd::ZERO; 8],
             naive: HashMap::new(),
             actual: HashMap::new(),
+            untraced_by_model: Default::default(),
         }
     }
 
@@ -62,6 +64,7 @@ impl<'b> Truth<'b> {
             (Some(billed), None) => {
                 self.invoice += billed.total();
                 self.causes[UNTRACED_CALLS] += billed.total();
+                *self.untraced_by_model.entry(billed.model.to_string()).or_default() += billed.total();
             }
             (None, Some(row)) => {
                 let s0 = value(&Qty::from_counts(&Counts::from_usage(&row.usage)), &self.naive(row));
@@ -80,7 +83,12 @@ impl<'b> Truth<'b> {
     }
 
     pub fn expected(&self) -> Expected {
-        Expected { invoice: self.invoice, traces: self.traces, causes: self.causes }
+        Expected {
+            invoice: self.invoice,
+            traces: self.traces,
+            causes: self.causes,
+            untraced_by_model: self.untraced_by_model.clone(),
+        }
     }
 
     /// Steps 0 and 3–7 for one request.
