@@ -33,6 +33,15 @@ const BUNDLED: &[(&str, &str)] = &[
     ("prompts/support-reply.examples.yaml", include_str!("../../prompts/support-reply.examples.yaml")),
     ("prompts/triage.prompt", include_str!("../../prompts/triage.prompt")),
     ("prompts/extract-order.prompt", include_str!("../../prompts/extract-order.prompt")),
+    ("leak-scan/promptctl.toml", include_str!("../../fixtures/scan/promptctl.toml")),
+    ("leak-scan/prompts/support-reply.prompt", include_str!("../../fixtures/scan/prompts/support-reply.prompt")),
+    (
+        "leak-scan/prompts/support-reply.examples.yaml",
+        include_str!("../../fixtures/scan/prompts/support-reply.examples.yaml"),
+    ),
+    ("leak-scan/prompts/provenance.yaml", include_str!("../../fixtures/scan/prompts/provenance.yaml")),
+    ("leak-scan/prompts/order-lookup.prompt", include_str!("../../fixtures/scan/prompts/order-lookup.prompt")),
+    ("leak-scan/traces.jsonl", include_str!("../../fixtures/scan/traces.jsonl")),
 ];
 
 enum Step {
@@ -42,6 +51,8 @@ enum Step {
     Run(&'static [&'static str]),
     /// A change to a file in the project, described.
     Edit(&'static str, fn(&Path) -> std::io::Result<()>),
+    /// Simulated weeks of portfolio traffic in a state file of their own (see `portfolio::demo`).
+    PortfolioWeeks,
 }
 
 fn tour() -> Vec<Step> {
@@ -82,6 +93,20 @@ fn tour() -> Vec<Step> {
         Say("4. Labels keep their history", "Moving `production` records who, when, from and to."),
         Run(&["prompt", "label", "support-reply", "production", "--reason", "warmer sign-off approved"]),
         Run(&["prompt", "log", "support-reply"]),
+        Say(
+            "5. Treat prompts as a portfolio",
+            "Three variants of a support prompt over two customer segments: two simulated weeks of outcomes, \
+             a Thompson-sampling rebalance after each (with a sample-ratio check first), then the plan for \
+             rolling back the variant that lost, which also reaches caches, conversations, baselines and cohorts.",
+        ),
+        PortfolioWeeks,
+        Say(
+            "6. Scan few-shot examples for tenant data",
+            "A helpdesk's examples were mined from production tickets. The scan finds one tenant's ticket \
+             served to every tenant, and the model repeating it to two others; also a live API key. Only \
+             redacted previews and HMACs are printed. (Exit code 1: findings at or above `high`.)",
+        ),
+        Run(&["scan", "leak-scan", "--config", "leak-scan/promptctl.toml", "--traces", "leak-scan/traces.jsonl"]),
     ]
 }
 
@@ -115,6 +140,7 @@ pub fn run(ctx: &mut Context, args: DemoArgs) -> CmdResult {
                 edit(&root)?;
             }
             Step::Run(command) => run_step(ctx, &root, &state, command)?,
+            Step::PortfolioWeeks => portfolio_weeks(ctx, &root)?,
         }
     }
     ctx.out.line("")?;
@@ -125,6 +151,17 @@ pub fn run(ctx: &mut Context, args: DemoArgs) -> CmdResult {
         ctx.out.line("Done. Run `promptctl demo --keep` to keep the temporary project and explore it.")?;
     }
     Ok(Exit::Ok)
+}
+
+fn portfolio_weeks(ctx: &mut Context, root: &Path) -> Result<(), CliError> {
+    let path = root.join(".promptctl").join("portfolio-demo.db");
+    let mut store = crate::store::Store::open(&path, crate::store::OpenMode::CreateIfMissing, false)?;
+    let demo = super::portfolio::demo::portfolio_demo(&mut store)?;
+    for step in demo.steps {
+        ctx.out.line(&ctx.out.paint(Style::Yellow, &format!("· {} (simulated)", step.title)))?;
+        ctx.out.line(&step.summary)?;
+    }
+    Ok(())
 }
 
 fn write_bundled(root: &Path) -> std::io::Result<()> {

@@ -6,8 +6,11 @@ pub mod output;
 
 mod demo;
 mod init;
+pub mod portfolio;
 mod prompt;
 mod reconcile;
+mod rollback;
+mod scan;
 
 use std::process::ExitCode;
 
@@ -46,6 +49,11 @@ pub enum Command {
     #[command(subcommand)]
     Prompt(prompt::PromptCommand),
     Reconcile(reconcile::ReconcileArgs),
+    Scan(scan::ScanArgs),
+    /// Weighted prompt portfolios: set, show, assign, export, observe, rebalance
+    #[command(subcommand)]
+    Portfolio(portfolio::PortfolioCommand),
+    Rollback(rollback::RollbackArgs),
 }
 
 /// Parses the command line, runs the command, reports any error, and returns the exit code.
@@ -70,6 +78,9 @@ fn dispatch(ctx: &mut Context, command: Command) -> CmdResult {
         Command::Demo(args) => demo::run(ctx, args),
         Command::Prompt(cmd) => prompt::run(ctx, cmd),
         Command::Reconcile(args) => reconcile::run(ctx, args),
+        Command::Scan(args) => scan::run(ctx, args),
+        Command::Portfolio(cmd) => portfolio::run(ctx, cmd),
+        Command::Rollback(args) => rollback::run(ctx, args),
     }
 }
 

@@ -5,6 +5,7 @@
 //! two processes opening a fresh file at the same moment serialize instead of failing.
 
 mod audit;
+mod portfolios;
 mod prompts;
 mod reconcile;
 mod tokens;
@@ -15,10 +16,18 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 pub use audit::AuditEvent;
+pub use portfolios::{
+    DerivedObservation, ExposureRow, ImportCounts, NewPortfolioVersion, OutcomeRow, PortfolioVersion, RollbackApply,
+    RollbackRecord,
+};
 pub use prompts::{CommitRecord, LabelEvent, NewCommit, StoredVersion};
 
 /// Migrations in order; schema version N is the state after applying the first N.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql"), include_str!("migrations/0002_eval.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_eval.sql"),
+    include_str!("migrations/0003_portfolio.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

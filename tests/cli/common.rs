@@ -69,9 +69,14 @@ impl Project {
     }
 
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        self.json_allowing(args, 0)
+    }
+
+    /// `--format json` output of a command expected to exit with `code`.
+    pub fn json_allowing(&self, args: &[&str], code: i32) -> serde_json::Value {
         let mut all = args.to_vec();
         all.extend(["--format", "json"]);
-        let (stdout, _) = self.run(&all, 0);
+        let (stdout, _) = self.run(&all, code);
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
     }
 }

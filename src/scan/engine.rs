@@ -1,0 +1,399 @@
+//! The prompt side of a scan: prompt and example files parsed, secrets, PII and provenance checked,
+//! and the read-only structures the trace side shares (shingle table, entity automaton).
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+
+use super::draft::Draft;
+use super::entities::EntityIndex;
+use super::error::ScanError;
+use super::examples::{Example, parse_examples};
+use super::identity::preview;
+use super::lines::LineIndex;
+use super::mask::mask_template;
+use super::model::{FindingKind, Severity};
+use super::normalize::Words;
+use super::overlap::{IndexedText, ShingleIndex};
+use super::pii::find_pii;
+use super::provenance::{Manifest, ProvenanceEntry, Source, parent_dir, parse_manifest};
+use super::secrets::SecretRules;
+use super::{PromptInput, ScanInputs, ScanOptions, SourceFile};
+
+/// A prompt as the scan sees it.
+#[derive(Debug, Clone)]
+pub struct PromptMeta {
+    pub path: String,
+    pub name: Option<String>,
+    pub rendered_turns: usize,
+    pub scope: Option<Vec<String>>,
+    pub deployed_at: Option<Timestamp>,
+}
+
+impl PromptMeta {
+    /// Tenants the prompt is served to; `None` for everyone (`*`, or no scope configured).
+    pub fn served_tenants(&self) -> Option<&[String]> {
+        match &self.scope {
+            Some(s) if !s.iter().any(|t| t == "*") => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// One example, numbered scan-wide.
+#[derive(Debug, Clone)]
+pub struct ExampleRef {
+    /// The examples file, relative to the root.
+    pub path: String,
+    pub example: Example,
+    /// 1-based line and column of the example's first field (or of the item).
+    pub line: usize,
+    pub column: usize,
+    /// Indices of the prompts that use the examples file.
+    pub prompts: Vec<usize>,
+    /// The earliest deploy time among those prompts.
+    pub deployed_at: Option<Timestamp>,
+}
+
+/// Everything the trace side needs, read-only and shared by all threads.
+pub struct PromptSide {
+    pub options: ScanOptions,
+    pub prompts: Vec<PromptMeta>,
+    pub examples: Vec<ExampleRef>,
+    pub manifests: Vec<Manifest>,
+    pub shingles: ShingleIndex,
+    pub entities: EntityIndex,
+    pub rules: SecretRules,
+    pub files: usize,
+    pub drafts: Vec<Draft>,
+    turns_by_name: HashMap<String, usize>,
+    default_turns: usize,
+}
+
+impl PromptSide {
+    pub fn build(inputs: ScanInputs) -> Result<PromptSide, ScanError> {
+        let ScanInputs { prompts, provenance, rules, options } = inputs;
+        let rules = match rules {
+            Some(file) => SecretRules::with_user_file(&file.text, &file.path)?,
+            None => SecretRules::builtin()?,
+        };
+        let mut drafts = Vec::new();
+        let metas: Vec<PromptMeta> = prompts.iter().map(prompt_meta).collect();
+        let example_files = collect_example_files(&prompts);
+        let mut examples = Vec::new();
+        for (file, users) in &example_files {
+            let parsed = parse_examples(&file.path, &file.text)?;
+            scan_text_file(&rules, file, Some(&parsed), &mut drafts);
+            examples.extend(example_refs(file, parsed, users, &metas));
+        }
+        for prompt in &prompts {
+            let file = SourceFile { path: prompt.path.clone(), text: prompt.text.clone() };
+            scan_text_file(&rules, &file, None, &mut drafts);
+            if prompt.scope.is_none() {
+                drafts.push(unconfigured_scope(prompt));
+            }
+        }
+        let manifests = provenance.iter().map(|f| parse_manifest(&f.path, &f.text)).collect::<Result<Vec<_>, _>>()?;
+        check_provenance(&examples, &metas, &manifests, &mut drafts);
+        let shingles = build_shingles(&examples, &options);
+        let entities = EntityIndex::build(example_texts(&examples));
+        let turns_by_name = metas.iter().filter_map(|m| m.name.clone().map(|n| (n, m.rendered_turns))).collect();
+        let default_turns = default_turns(&metas);
+        Ok(PromptSide {
+            files: prompts.len() + example_files.len() + provenance.len(),
+            options,
+            prompts: metas,
+            examples,
+            manifests,
+            shingles,
+            entities,
+            rules,
+            drafts,
+            turns_by_name,
+            default_turns,
+        })
+    }
+
+    /// Leading non-system turns of a request that belong to the served prompt (its rendered examples).
+    pub fn rendered_turns(&self, prompt_name: Option<&str>) -> usize {
+        prompt_name.and_then(|n| self.turns_by_name.get(n).copied()).unwrap_or(self.default_turns)
+    }
+
+    /// The manifest entry of an example, with the manifest's path.
+    pub fn provenance_of(&self, example: &ExampleRef) -> Option<(&ProvenanceEntry, &Manifest, usize)> {
+        manifest_entry(&self.manifests, example)
+    }
+}
+
+fn prompt_meta(p: &PromptInput) -> PromptMeta {
+    PromptMeta {
+        path: p.path.clone(),
+        name: p.name.clone(),
+        rendered_turns: p.rendered_turns,
+        scope: p.scope.clone(),
+        deployed_at: p.deployed_at,
+    }
+}
+
+/// A record that names no known prompt: with one prompt, that prompt's count; with several, the
+/// largest (the last message of a request is never skipped, see `tracescan`).
+fn default_turns(metas: &[PromptMeta]) -> usize {
+    metas.iter().map(|m| m.rendered_turns).max().unwrap_or(0)
+}
+
+/// Examples files, each once, with the prompts that use it.
+fn collect_example_files(prompts: &[PromptInput]) -> Vec<(SourceFile, Vec<usize>)> {
+    let mut files: Vec<(SourceFile, Vec<usize>)> = Vec::new();
+    for (i, p) in prompts.iter().enumerate() {
+        let Some(ex) = &p.examples else { continue };
+        match files.iter_mut().find(|(f, _)| f.path == ex.path) {
+            Some((_, users)) => users.push(i),
+            None => files.push((ex.clone(), vec![i])),
+        }
+    }
+    files
+}
+
+fn example_refs(file: &SourceFile, parsed: Vec<Example>, users: &[usize], metas: &[PromptMeta]) -> Vec<ExampleRef> {
+    let lines = LineIndex::new(&file.text);
+    let deployed_at = users.iter().filter_map(|&i| metas[i].deployed_at).min();
+    parsed
+        .into_iter()
+        .map(|example| {
+            let offset = example.fields.first().map_or(example.span.start, |f| f.offset);
+            let (line, column) = lines.position(&file.text, offset);
+            ExampleRef { path: file.path.clone(), example, line, column, prompts: users.to_vec(), deployed_at }
+        })
+        .collect()
+}
+
+fn example_texts(examples: &[ExampleRef]) -> impl Iterator<Item = (u32, &str)> {
+    examples.iter().enumerate().flat_map(|(i, e)| e.example.fields.iter().map(move |f| (i as u32, f.text.as_str())))
+}
+
+fn build_shingles(examples: &[ExampleRef], options: &ScanOptions) -> ShingleIndex {
+    let texts = examples
+        .iter()
+        .enumerate()
+        .flat_map(|(i, e)| {
+            e.example.fields.iter().map(move |field| {
+                let mut words = Words::default();
+                words.fill(&field.text);
+                IndexedText { example: i as u32, words }
+            })
+        })
+        .collect();
+    ShingleIndex::build(texts, options.shingle_words, options.max_postings)
+}
+
+/// Secrets and PII in one file, template expressions masked; positions are those of the file.
+fn scan_text_file(rules: &SecretRules, file: &SourceFile, examples: Option<&[Example]>, out: &mut Vec<Draft>) {
+    let masked = mask_template(&file.text);
+    let lines = LineIndex::new(&file.text);
+    let example_at =
+        |offset: usize| examples.and_then(|exs| exs.iter().find(|e| e.span.contains(&offset)).map(|e| e.id.clone()));
+    for m in rules.find(&masked) {
+        let rule = &rules.rules()[m.rule];
+        let (line, column) = lines.position(&file.text, m.span.start);
+        out.push(Draft {
+            kind: FindingKind::Secret,
+            rule: rule.id.clone(),
+            severity: rule.severity,
+            path: file.path.clone(),
+            line,
+            column,
+            example_id: example_at(m.span.start),
+            tenants: Vec::new(),
+            preview: rules.preview(m.rule, m.value),
+            message: format!("{} in a prompt or few-shot file", rule.description),
+            value: m.value.to_string(),
+        });
+    }
+    for m in find_pii(&masked) {
+        let value = &masked[m.span.clone()];
+        let (line, column) = lines.position(&file.text, m.span.start);
+        out.push(Draft {
+            kind: FindingKind::Pii,
+            rule: m.kind.rule().to_string(),
+            severity: m.severity,
+            path: file.path.clone(),
+            line,
+            column,
+            example_id: example_at(m.span.start),
+            tenants: Vec::new(),
+            preview: preview(value, m.kind.redaction()),
+            message: m.kind.description().to_string(),
+            value: normalize_pii_value(value),
+        });
+    }
+}
+
+/// The same card or phone number written with other spacing must hash alike.
+fn normalize_pii_value(value: &str) -> String {
+    if value.contains('@') {
+        return value.to_lowercase();
+    }
+    value.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').collect()
+}
+
+fn unconfigured_scope(prompt: &PromptInput) -> Draft {
+    Draft {
+        kind: FindingKind::Provenance,
+        rule: "scope.unconfigured".to_string(),
+        severity: Severity::Medium,
+        path: prompt.path.clone(),
+        line: 1,
+        column: 1,
+        example_id: None,
+        tenants: Vec::new(),
+        preview: prompt.path.clone(),
+        message: "no [[scan.prompts]] scope is configured for this prompt: the tenants it is served to are unknown, so cross-tenant checks assume everyone".to_string(),
+        value: format!("scope:{}", prompt.path),
+    }
+}
+
+fn manifest_entry<'m>(
+    manifests: &'m [Manifest],
+    example: &ExampleRef,
+) -> Option<(&'m ProvenanceEntry, &'m Manifest, usize)> {
+    let dir = parent_dir(&example.path);
+    manifests
+        .iter()
+        .filter(|m| m.dir == dir)
+        .find_map(|m| m.entries.iter().find(|(e, _)| e.id == example.example.id).map(|(e, offset)| (e, m, *offset)))
+}
+
+fn check_provenance(examples: &[ExampleRef], prompts: &[PromptMeta], manifests: &[Manifest], out: &mut Vec<Draft>) {
+    for example in examples {
+        match manifest_entry(manifests, example) {
+            None => out.push(missing_entry(example)),
+            Some((entry, manifest, offset)) => {
+                out.extend(check_entry(example, entry, manifest, offset, prompts));
+            }
+        }
+    }
+    for manifest in manifests {
+        for (entry, offset) in &manifest.entries {
+            let used = examples.iter().any(|e| parent_dir(&e.path) == manifest.dir && e.example.id == entry.id);
+            if !used {
+                out.push(orphan_entry(manifest, entry, *offset));
+            }
+        }
+    }
+}
+
+fn example_draft(example: &ExampleRef, rule: &str, severity: Severity, message: String) -> Draft {
+    Draft {
+        kind: FindingKind::Provenance,
+        rule: rule.to_string(),
+        severity,
+        path: example.path.clone(),
+        line: example.line,
+        column: example.column,
+        example_id: Some(example.example.id.clone()),
+        tenants: Vec::new(),
+        preview: example.example.id.clone(),
+        message,
+        value: format!("{rule}:{}", example.example.id),
+    }
+}
+
+/// A draft positioned at a manifest entry.
+pub fn manifest_draft(
+    manifest: &Manifest,
+    offset: usize,
+    id: &str,
+    rule: &str,
+    severity: Severity,
+    message: String,
+) -> Draft {
+    // Manifests are small; the line index is rebuilt for the few findings that point into one.
+    let text = manifest.text.as_str();
+    let (line, column) = LineIndex::new(text).position(text, offset);
+    Draft {
+        kind: FindingKind::Provenance,
+        rule: rule.to_string(),
+        severity,
+        path: manifest.path.clone(),
+        line,
+        column,
+        example_id: Some(id.to_string()),
+        tenants: Vec::new(),
+        preview: id.to_string(),
+        message,
+        value: format!("{rule}:{id}"),
+    }
+}
+
+fn missing_entry(example: &ExampleRef) -> Draft {
+    example_draft(
+        example,
+        "provenance.missing_entry",
+        Severity::Medium,
+        "example has no entry in the provenance.yaml of its directory".to_string(),
+    )
+}
+
+fn orphan_entry(manifest: &Manifest, entry: &ProvenanceEntry, offset: usize) -> Draft {
+    manifest_draft(
+        manifest,
+        offset,
+        &entry.id,
+        "provenance.orphan_entry",
+        Severity::Low,
+        "manifest entry names no example of this directory".to_string(),
+    )
+}
+
+fn check_entry(
+    example: &ExampleRef,
+    entry: &ProvenanceEntry,
+    manifest: &Manifest,
+    offset: usize,
+    prompts: &[PromptMeta],
+) -> Vec<Draft> {
+    let mut out = Vec::new();
+    if entry.source != Source::MinedTrace {
+        return out;
+    }
+    let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+    if blank(&entry.redaction) || blank(&entry.approved_by) {
+        out.push(manifest_draft(
+            manifest,
+            offset,
+            &entry.id,
+            "provenance.unapproved_mining",
+            Severity::High,
+            "example mined from traces without a redaction record and an approver".to_string(),
+        ));
+    }
+    let Some(tenant) = entry.source_tenant.as_deref().filter(|t| !t.trim().is_empty()) else {
+        out.push(manifest_draft(
+            manifest,
+            offset,
+            &entry.id,
+            "provenance.missing_tenant",
+            Severity::Medium,
+            "example mined from traces does not name its source tenant".to_string(),
+        ));
+        return out;
+    };
+    let served_elsewhere =
+        example.prompts.iter().any(|&p| prompts[p].served_tenants().is_none_or(|s| s.iter().any(|t| t != tenant)));
+    if served_elsewhere {
+        out.push(example_draft(
+            example,
+            "provenance.cross_tenant",
+            Severity::High,
+            format!(
+                "example mined from one tenant's traces is in a prompt served to other tenants (scope of {})",
+                scope_names(example, prompts)
+            ),
+        ));
+    }
+    out
+}
+
+fn scope_names(example: &ExampleRef, prompts: &[PromptMeta]) -> String {
+    example.prompts.iter().map(|&p| prompts[p].path.as_str()).collect::<Vec<_>>().join(", ")
+}
