@@ -913,3 +913,76 @@ pub fn billed_tier_label(tier: &BilledTier) -> String {
         None => tier.tier.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::catalog::NO_PROJECT;
+    use crate::reconcile::value::Counts;
+
+    fn line(tier: Tier, estimated: bool, rows: u64) -> Line {
+        let group = GroupKey { provider: Provider::OpenAi, day: 0, model: 0, project: NO_PROJECT };
+        let key = AccKey { group, tier: Some(tier), naive: 0, estimated, long: false, streamed: false };
+        Line { key, rows, reasoning: 0, naive: [UnitPrice(0); 5], qty: Qty::default() }
+    }
+
+    fn qty(counts: [u64; 5]) -> Qty {
+        Qty::from_counts(&Counts(counts))
+    }
+
+    #[test]
+    fn a_correctly_traced_split_does_not_move() {
+        let lines = [line(Tier::Standard, false, 1), line(Tier::Batch, false, 1)];
+        let xs = [qty([100, 900, 0, 0, 10]), qty([500, 0, 0, 0, 10])];
+        let target = xs[0] + xs[1];
+        assert_eq!(move_input(&lines, &xs, false, &target), xs.to_vec());
+    }
+
+    #[test]
+    fn dropped_cache_reads_move_within_the_line_that_lost_them() {
+        let lines = [line(Tier::Standard, false, 1), line(Tier::Batch, false, 1)];
+        // The tracer counted 900 cached tokens of the first line as uncached.
+        let xs = [qty([1000, 0, 0, 0, 10]), qty([500, 0, 0, 0, 10])];
+        let target = qty([600, 900, 0, 0, 0]);
+        let moved = move_input(&lines, &xs, false, &target);
+        assert_eq!(moved[0].input() + moved[1].input(), target.input());
+        assert_eq!(moved[0].0[1] + moved[1].0[1], target.0[1]);
+        // Each line keeps its input total: what it gave back it receives again.
+        assert_eq!(moved[0].input(), xs[0].input());
+        assert_eq!(moved[1].input(), xs[1].input());
+    }
+
+    #[test]
+    fn missing_input_grows_each_line_by_its_share() {
+        let lines = [line(Tier::Standard, false, 1), line(Tier::Standard, false, 3)];
+        // Anthropic input_tokens taken as the total: the cache tokens are missing altogether.
+        let xs = [qty([100, 0, 0, 0, 0]), qty([300, 0, 0, 0, 0])];
+        let target = qty([400, 3_600, 0, 0, 0]);
+        let moved = move_input(&lines, &xs, false, &target);
+        assert_eq!(moved[0].0[1] + moved[1].0[1], 3_600 * 1_000_000);
+        assert_eq!(moved[1].input(), 3 * moved[0].input());
+    }
+
+    #[test]
+    fn tiers_are_matched_before_the_rest_is_priced_at_the_tiers_left() {
+        let usd = |d: i128| Usd(d * 1_000_000_000_000);
+        let cells = [
+            BilledShare {
+                tier: BilledTier::priced(Tier::Standard),
+                qty: qty([100, 0, 0, 0, 0]),
+                usd: [usd(10), usd(0), usd(0), usd(0), usd(0)],
+            },
+            BilledShare {
+                tier: BilledTier::priced(Tier::Batch),
+                qty: qty([100, 0, 0, 0, 0]),
+                usd: [usd(5), usd(0), usd(0), usd(0), usd(0)],
+            },
+        ];
+        // Traced correctly: each tier at its own price.
+        let lines = [line(Tier::Standard, false, 1), line(Tier::Batch, false, 1)];
+        assert_eq!(matched_value(&lines, &[qty([100, 0, 0, 0, 0]), qty([100, 0, 0, 0, 0])], &cells), usd(15));
+        // Everything traced as standard: 100 tokens at the standard price, the other 100 at batch.
+        let all_standard = [line(Tier::Standard, false, 2)];
+        assert_eq!(matched_value(&all_standard, &[qty([200, 0, 0, 0, 0])], &cells), usd(15));
+    }
+}
