@@ -13,6 +13,7 @@ pub mod portfolio;
 pub mod pricing;
 pub mod prompt;
 pub mod provider;
+pub mod reconcile;
 pub mod scan;
 pub mod sim;
 pub mod stats;

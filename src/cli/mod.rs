@@ -11,6 +11,7 @@ mod init;
 pub mod portfolio;
 mod pricing;
 mod prompt;
+mod reconcile;
 mod rollback;
 mod scan;
 mod sim;
@@ -53,6 +54,7 @@ pub enum Command {
     Demo(demo::DemoArgs),
     #[command(subcommand)]
     Prompt(prompt::PromptCommand),
+    Reconcile(reconcile::ReconcileArgs),
     Scan(scan::ScanArgs),
     /// Weighted prompt portfolios: set, show, assign, export, observe, rebalance
     #[command(subcommand)]
@@ -96,6 +98,7 @@ fn dispatch(ctx: &mut Context, command: Command) -> CmdResult {
         Command::Init(args) => init::run(ctx, args),
         Command::Demo(args) => demo::run(ctx, args),
         Command::Prompt(cmd) => prompt::run(ctx, cmd),
+        Command::Reconcile(args) => reconcile::run(ctx, args),
         Command::Scan(args) => scan::run(ctx, args),
         Command::Portfolio(cmd) => portfolio::run(ctx, cmd),
         Command::Rollback(args) => rollback::run(ctx, args),

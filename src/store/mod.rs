@@ -8,6 +8,7 @@ mod audit;
 mod eval;
 mod portfolios;
 mod prompts;
+mod reconcile;
 mod requests;
 
 use std::path::{Path, PathBuf};

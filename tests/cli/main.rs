@@ -7,6 +7,7 @@ mod eval;
 mod portfolio;
 mod pricing;
 mod prompt;
+mod reconcile;
 mod scan;
 mod state;
 mod trace;
