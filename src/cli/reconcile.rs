@@ -693,68 +693,43 @@ struct ReadReport {
     first_errors: Vec<String>,
 }
 
-/// Records handed from the reading thread to the waterfall at a time: enough to make the hand-over cheap,
-/// few enough that the batches in flight stay a few megabytes whatever the size of the files.
-const BATCH_RECORDS: usize = 4_096;
-/// Batches read ahead of the waterfall.
-const BATCHES_AHEAD: usize = 2;
 /// Unreadable records listed in the warning (all are counted).
 const ERRORS_SHOWN: usize = 3;
 
-/// Reads every export in order and hands its rows to `add`. The importers run on a second thread, so that
-/// parsing overlaps with folding rows into cells; memory holds the batches in flight, not the files.
+/// Reads every export in order and hands its rows to `add` one at a time: memory holds a record, not the
+/// files. On this thread: parsing on a second one and handing rows over in batches was measured slower
+/// (10–12 s of CPU instead of 6–7 s for a million rows), the allocator's cost of freeing every row on
+/// another thread than the one that built it outweighing the overlap (docs/performance.md).
 fn read_exports(
     exports: Vec<Export>,
     options: &ImportOptions,
     add: &mut dyn FnMut(RequestRow),
     report: &mut ReadReport,
 ) -> Result<(), CliError> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Record>)>(BATCHES_AHEAD);
-    let names: Vec<String> = exports.iter().map(|e| e.shown.clone()).collect();
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            for (file, export) in exports.into_iter().enumerate() {
-                let mut batch = Vec::with_capacity(BATCH_RECORDS);
-                for record in import::records(export.source, options) {
-                    batch.push(record);
-                    if batch.len() == BATCH_RECORDS
-                        && tx.send((file, std::mem::replace(&mut batch, Vec::with_capacity(BATCH_RECORDS)))).is_err()
-                    {
-                        return; // the waterfall stopped at a fatal error
+    for Export { shown, source } in exports {
+        let mut skipped: std::collections::BTreeMap<SkipReason, u64> = Default::default();
+        for record in import::records(source, options) {
+            match record {
+                Record::Row(imported) => add(imported.row),
+                Record::Skipped { reason, .. } => *skipped.entry(reason).or_default() += 1,
+                Record::Error(e) => {
+                    let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();
+                    if e.fatal {
+                        return Err(CliError::input(format!("{shown}{at}: {}", e.message)).with_hint(
+                            "reconcile stops here rather than explain the month from part of its traces; \
+                             repair or re-export the file",
+                        ));
                     }
-                }
-                if tx.send((file, batch)).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut skipped: std::collections::BTreeMap<(usize, SkipReason), u64> = Default::default();
-        for (file, batch) in rx {
-            let shown = &names[file];
-            for record in batch {
-                match record {
-                    Record::Row(imported) => add(imported.row),
-                    Record::Skipped { reason, .. } => *skipped.entry((file, reason)).or_default() += 1,
-                    Record::Error(e) => {
-                        let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();
-                        if e.fatal {
-                            // Returning drops the receiver: the reading thread stops at its next batch.
-                            return Err(CliError::input(format!("{shown}{at}: {}", e.message)).with_hint(
-                                "reconcile stops here rather than explain the month from part of its traces; \
-                                     repair or re-export the file",
-                            ));
-                        }
-                        report.errors += 1;
-                        if report.first_errors.len() < ERRORS_SHOWN {
-                            report.first_errors.push(format!("{shown}{at}: {}", e.message));
-                        }
+                    report.errors += 1;
+                    if report.first_errors.len() < ERRORS_SHOWN {
+                        report.first_errors.push(format!("{shown}{at}: {}", e.message));
                     }
                 }
             }
         }
-        report.skipped = skipped.into_iter().map(|((file, reason), n)| (names[file].clone(), reason, n)).collect();
-        Ok(())
-    })
+        report.skipped.extend(skipped.into_iter().map(|(reason, n)| (shown.clone(), reason, n)));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

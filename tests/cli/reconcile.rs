@@ -699,3 +699,24 @@ fn an_otlp_export_explains_the_same_as_the_jsonl_of_the_same_calls() {
         assert_eq!(otlp[key], jsonl[key], "{key}");
     }
 }
+
+#[test]
+fn langfuse_observations_are_read_and_other_observations_skipped_with_a_note() {
+    let p = bundled();
+    let langfuse = repo_path("fixtures/traces/langfuse-observations.json");
+    let langfuse = langfuse.to_str().unwrap();
+    let args = ["reconcile", "--invoice", "month/invoice", "--traces", langfuse, "--month", "2026-10"];
+    let doc = json(&p, &args, 0);
+    check_contract(&doc);
+    // Four generations, with Langfuse's additive usage made inclusive (cache reads inside the input).
+    assert_eq!(doc["traces"]["requests"], 4);
+    assert_eq!(
+        (doc["traces"]["input_tokens"].as_u64(), doc["traces"]["cache_read_tokens"].as_u64()),
+        (Some(4732), Some(2512))
+    );
+    let (_, stderr) = p.run(&args, 0);
+    assert!(
+        stderr.contains("langfuse-observations.json: skipped 2 Langfuse observations that are not generations"),
+        "{stderr}"
+    );
+}
