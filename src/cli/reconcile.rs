@@ -698,7 +698,7 @@ const ERRORS_SHOWN: usize = 3;
 
 /// Reads every export in order and hands its rows to `add` one at a time: memory holds a record, not the
 /// files. On this thread: parsing on a second one and handing rows over in batches was measured slower
-/// (10–12 s of CPU instead of 6–7 s for a million rows), the allocator's cost of freeing every row on
+/// (10.5–13.6 s of CPU instead of 5.7–7.6 s for a million rows), the allocator's cost of freeing every row on
 /// another thread than the one that built it outweighing the overlap (docs/performance.md).
 fn read_exports(
     exports: Vec<Export>,
