@@ -5,8 +5,11 @@
 //! API pages and the traces as promptctl JSONL (≈ 0.5 GB).
 //!
 //! - `command_on_files`: `promptctl reconcile --invoice DIR --traces FILE --month 2026-10 --format json`
-//!   through the release binary: reading the invoice, importing the traces on the fly, the waterfall,
-//!   evidence and the per-conversation view — what a user waits for.
+//!   through the release binary: reading the invoice, reading the traces on the fly with the importers of
+//!   `trace import` (src/trace/import), the waterfall, evidence and the per-conversation view — what a user
+//!   waits for.
+//! - `command_on_state`: the same month after `trace import FILE` into a state file (imported once, before
+//!   the first sample: slow setup), reconciled from the state's `request` rows.
 //! - `in_process_over_generated_rows` and `generating_rows_alone`: the library call over rows produced by
 //!   the generator, and the generator by itself; their difference is the cost of reconciling rows that are
 //!   already in memory (as when they come from the state).
@@ -105,6 +108,41 @@ fn command_on_files(bencher: Bencher) {
             .arg(&month.invoice_dir)
             .arg("--traces")
             .arg(&month.traces)
+            .args(["--month", "2026-10", "--format", "json", "--quiet"])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(output.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&output.stderr));
+        output.stdout.len()
+    });
+}
+
+/// The month's traces imported into a state file, once.
+static STATE: LazyLock<(tempfile::TempDir, PathBuf)> = LazyLock::new(|| {
+    let month = &*MONTH;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let output = Command::new(BIN)
+        .arg("--state")
+        .arg(&state)
+        .args(["--quiet", "trace", "import"])
+        .arg(&month.traces)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    (dir, state)
+});
+
+#[divan::bench(sample_count = 3, sample_size = 1)]
+fn command_on_state(bencher: Bencher) {
+    let month = &*MONTH;
+    let (_, state) = &*STATE;
+    bencher.bench(|| {
+        let output = Command::new(BIN)
+            .arg("--state")
+            .arg(state)
+            .args(["reconcile", "--invoice"])
+            .arg(&month.invoice_dir)
             .args(["--month", "2026-10", "--format", "json", "--quiet"])
             .env("NO_COLOR", "1")
             .output()

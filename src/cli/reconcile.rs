@@ -1,11 +1,9 @@
 //! `promptctl reconcile`: explain the month's gap between the invoice and the traces, cause by cause.
 
-use std::borrow::Cow;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::context::Context;
 use super::error::{CliError, CmdResult, Exit};
@@ -15,23 +13,33 @@ use crate::reconcile::render::{dollars, largest_cause, percent_of, signed_dollar
 use crate::reconcile::report::{CauseKind, Reconciliation, cents, dollars as json_dollars};
 use crate::reconcile::{self, Invoice, InvoiceError, Window, invoice};
 use crate::store::OpenMode;
-use crate::trace::model::{RequestRow, RequestStatus, StreamCheckpoint, Usage, UsageSource};
+use crate::trace::import::{self, ImportOptions, OpenError, Record, SkipReason};
+use crate::trace::model::RequestRow;
+use crate::trace::records::RequestFilter;
 
 /// Explain the gap between the invoice and the traces, cause by cause
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Invoice files are detected by content: OpenAI Usage API (completions) and Costs API pages, Anthropic
-usage and cost reports (one page per file, a JSON array of pages, or pages one per line), and the
-dashboard CSV exports of both. A directory stands for the invoice files in it.
+Invoice files are detected by content: OpenAI Usage API (completions) and Costs API pages,
+Anthropic usage and cost reports (one page per file, a JSON array of pages, or pages one per
+line), and the dashboard CSV exports of both. A directory stands for the invoice files in it.
 
-The gap (invoice − traces, where traces are valued as a tracing dashboard shows them) is explained by
-eight causes in a fixed order, each the change its correction makes: non-token fees, untraced calls,
-cache accounting, reasoning tokens, price book, tiers and modifiers, token estimation, and what is left
-(unexplained). Exit 1 when |unexplained| is more than --tolerance percent of |gap|.
+Trace files (--traces) are read with the importers of `promptctl trace import`: OTLP/JSON,
+promptctl JSONL and Langfuse observation exports, gzipped or not, the kind detected by content.
+They are read on the fly and not stored; records that cannot be read are skipped and counted on
+stderr. Without --traces, the request rows already in the state (imported traces and eval runs)
+are read; the state must exist.
+
+The gap (invoice − traces, where traces are valued as a tracing dashboard shows them) is
+explained by eight causes in a fixed order, each the change its correction makes: non-token fees,
+untraced calls, cache accounting, reasoning tokens, price book, tiers and modifiers, token
+estimation, and what is left (unexplained). Exit 1 when |unexplained| is more than --tolerance
+percent of |gap|.
 
 Examples:
   promptctl reconcile --invoice invoices/2026-10/ --traces traces.jsonl --month 2026-10
-  promptctl reconcile --invoice usage.csv costs.csv --month 2026-10 --format json
+  promptctl reconcile --invoice invoices/2026-10/ --traces otel-export.json.gz --month 2026-10
+  promptctl reconcile --invoice usage.csv costs.csv --month 2026-10 --format json  # from the state
   promptctl reconcile --invoice invoices/ --traces t.jsonl --since 2026-10-01 --until 2026-10-15 \\
       --markdown reconcile.md --svg reconcile.svg --tolerance 2")]
 pub struct ReconcileArgs {
@@ -39,9 +47,15 @@ pub struct ReconcileArgs {
     #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
     pub invoice: Vec<PathBuf>,
 
-    /// Trace exports to read on the fly (promptctl JSONL) [default: the rows already in the state]
+    /// Trace exports to read on the fly: OTLP/JSON, promptctl JSONL or Langfuse, gzip or not, detected by
+    /// content [default: the rows already in the state]
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub traces: Vec<PathBuf>,
+
+    /// With --traces: the zone of trace times written without a UTC offset (IANA name, UTC, or +02:00);
+    /// without it such records are skipped and reported, as in `trace import`
+    #[arg(long, value_name = "ZONE", requires = "traces")]
+    pub assume_tz: Option<String>,
 
     /// The calendar month to reconcile, in UTC
     #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["since", "until"], required_unless_present_all = ["since", "until"])]
@@ -84,7 +98,15 @@ pub fn run(ctx: &mut Context, args: ReconcileArgs) -> CmdResult {
     let result = if args.traces.is_empty() {
         reconcile_with_state(ctx, &book, &invoice, window)?
     } else {
-        reconcile_with_files(ctx, &book, &invoice, window, &args.traces)?
+        let options = ImportOptions {
+            assume_tz: args
+                .assume_tz
+                .as_deref()
+                .map(import::parse_zone)
+                .transpose()
+                .map_err(|e| CliError::input(format!("--assume-tz: {e}")))?,
+        };
+        reconcile_with_files(ctx, &book, &invoice, window, &args.traces, &options)?
     };
     for note in &result.notes {
         ctx.msg.note(&format!("note: {note}"));
@@ -167,12 +189,16 @@ fn reconcile_with_state(
     let store = ctx.open_store(OpenMode::MustExist).map_err(|e| {
         e.with_hint("pass the traces with --traces FILE…, or import them first with `promptctl trace import`")
     })?;
-    let mut rows = Vec::new();
-    store.for_each_request_between(window.start.as_millisecond(), window.end.as_millisecond(), |row| rows.push(row))?;
-    if rows.is_empty() {
+    let filter = RequestFilter { since: Some(window.start), until: Some(window.end), ..RequestFilter::default() };
+    let mut read = 0;
+    let result = reconcile::reconcile_fed(book, invoice, window, |add| -> Result<(), CliError> {
+        read = store.for_each_request_by_time(&filter, add)?;
+        Ok(())
+    })?;
+    if read == 0 {
         ctx.msg.warn("the state holds no traced requests in the window; pass --traces FILE… to read exports");
     }
-    reconcile::reconcile(book, invoice, rows, window).map_err(reconcile_error)
+    Ok(result)
 }
 
 fn reconcile_with_files(
@@ -181,22 +207,36 @@ fn reconcile_with_files(
     invoice: &Invoice,
     window: Window,
     paths: &[PathBuf],
+    options: &ImportOptions,
 ) -> Result<Reconciliation, CliError> {
-    let mut rows =
-        TraceRows::new(paths.iter().map(|p| (ctx.cwd().join(p), ctx.display_path(&ctx.cwd().join(p)))).collect());
-    let result = reconcile::reconcile(book, invoice, &mut rows, window).map_err(reconcile_error)?;
-    if let Some(fatal) = rows.fatal {
-        return Err(fatal);
+    // Open (and detect) every file first: a typo in the last path should not wait for the others to be read.
+    let mut exports = Vec::with_capacity(paths.len());
+    for path in paths {
+        if let Some(export) = open_export(ctx, path)? {
+            exports.push(export);
+        }
     }
-    if rows.skipped > 0 {
-        let shown = rows.errors.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
-        ctx.msg.warn(&format!("{} trace lines could not be read and were skipped: {shown}", rows.skipped));
+    let mut report = ReadReport::default();
+    let result =
+        reconcile::reconcile_fed(book, invoice, window, |add| read_exports(exports, options, add, &mut report))?;
+    for (shown, reason, n) in &report.skipped {
+        ctx.msg.note(&format!("note: {shown}: skipped {} {}", thousands(*n), reason.describe()));
+    }
+    if report.errors > 0 {
+        let shown = report.first_errors.join("; ");
+        let (records, were) = if report.errors == 1 { ("record", "was") } else { ("records", "were") };
+        ctx.msg.warn(&format!(
+            "{} trace {records} could not be read and {were} skipped: {shown}",
+            thousands(report.errors)
+        ));
     }
     Ok(result)
 }
 
-fn reconcile_error(e: reconcile::ReconcileError) -> CliError {
-    CliError::input(e.to_string()).with_hint(e.hint())
+impl From<reconcile::ReconcileError> for CliError {
+    fn from(e: reconcile::ReconcileError) -> Self {
+        CliError::input(e.to_string()).with_hint(e.hint())
+    }
 }
 
 fn write_documents(ctx: &Context, args: &ReconcileArgs, result: &Reconciliation) -> Result<(), CliError> {
@@ -609,233 +649,87 @@ fn shorten(text: &str, max: usize) -> String {
     format!("{cut}…")
 }
 
-// ---- Trace rows from promptctl JSONL ------------------------------------------------------------------
+// ---- Trace rows from export files ---------------------------------------------------------------------
 //
-// A stopgap until the `traces` branch (trace::import) is on main: reconcile must not carry its own trace
-// importers. Replace `TraceRows` with `trace::import::open(file, None)` + `trace::import::records(…)`,
-// mapping `Record::Row(r)` to `r.row` and reporting `Record::Error`s the same way.
+// `--traces` reads exports with the same importers as `trace import` (src/trace/import): OTLP/JSON,
+// promptctl JSONL and Langfuse, gzip or not, detected by content. Nothing is written to the state.
 
-/// Reads promptctl JSONL (FORMATS.md, trace format 2) files in batches of lines parsed on every core,
-/// yielding rows in file order; memory holds one batch. Only the fields reconcile uses are kept (ids,
-/// tenants, latencies and messages are skipped unread).
-struct TraceRows {
-    files: std::collections::VecDeque<(PathBuf, String)>,
-    current: Option<(BufReader<std::fs::File>, String, u64)>,
-    /// Rows parsed and not yet handed out, in reverse order (popped from the end).
-    ready: Vec<RequestRow>,
-    errors: Vec<String>,
-    skipped: u64,
-    fatal: Option<CliError>,
+/// An opened export and the name it is shown by.
+struct Export {
+    shown: String,
+    source: import::Source,
 }
 
-/// Lines per batch: large enough to keep both cores busy, small enough that memory stays flat (~10 MB).
-const BATCH_LINES: usize = 16_384;
-
-impl TraceRows {
-    fn new(files: Vec<(PathBuf, String)>) -> TraceRows {
-        TraceRows { files: files.into(), current: None, ready: Vec::new(), errors: Vec::new(), skipped: 0, fatal: None }
-    }
-
-    fn open_next(&mut self) -> bool {
-        let Some((path, shown)) = self.files.pop_front() else { return false };
-        match std::fs::File::open(&path) {
-            Ok(file) => {
-                self.current = Some((BufReader::with_capacity(1 << 20, file), shown, 0));
-                true
-            }
-            Err(e) => {
-                let message =
-                    if e.kind() == std::io::ErrorKind::NotFound { "file not found".to_string() } else { e.to_string() };
-                self.fatal = Some(CliError::input(format!("{shown}: {message}")));
-                false
-            }
+/// Opens and detects one export; `None` for an empty file (no traced requests, said on stderr).
+fn open_export(ctx: &Context, path: &Path) -> Result<Option<Export>, CliError> {
+    let full = ctx.cwd().join(path);
+    let shown = ctx.display_path(&full);
+    let file = std::fs::File::open(&full).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => CliError::input(format!("{shown}: file not found")),
+        _ => CliError::input(format!("{shown}: cannot read: {e}")),
+    })?;
+    match import::open(file, None) {
+        Ok(source) => Ok(Some(Export { shown, source })),
+        // An export of a month with nothing traced is a fact to report, not bad input.
+        Err(OpenError::Empty) => {
+            ctx.msg.warn(&format!("{shown}: the file is empty; no traced requests read from it"));
+            Ok(None)
         }
+        Err(OpenError::Undetected) => Err(CliError::input(format!(
+            "{shown}: cannot tell which kind of trace export this is"
+        ))
+        .with_hint("--traces reads OTLP/JSON, promptctl JSONL and Langfuse exports, gzipped or not (docs/traces.md)")),
+        Err(OpenError::Io(e)) => Err(CliError::input(format!("{shown}: cannot read: {e}"))),
     }
+}
 
-    /// Reads up to a batch of lines of the current file and parses them in parallel.
-    fn fill(&mut self) {
-        let Some((reader, shown, line)) = self.current.as_mut() else { return };
-        let shown = shown.clone();
-        let mut text = Vec::with_capacity(BATCH_LINES * 600);
-        let mut lines: Vec<(u64, std::ops::Range<usize>)> = Vec::with_capacity(BATCH_LINES);
-        while lines.len() < BATCH_LINES {
-            let start = text.len();
-            match reader.read_until(b'\n', &mut text) {
-                Ok(0) => {
-                    self.current = None;
-                    break;
-                }
-                Ok(_) => {
-                    *line += 1;
-                    lines.push((*line, start..text.len()));
-                }
-                Err(e) => {
-                    self.fatal = Some(CliError::input(format!("{shown}:{}: cannot read: {e}", *line + 1)));
-                    return;
-                }
-            }
-        }
-        use rayon::prelude::*;
-        let parsed: Vec<(u64, Option<Result<RequestRow, String>>)> = lines
-            .into_par_iter()
-            .map(|(number, range)| {
-                let line = text[range].trim_ascii();
-                (number, (!line.is_empty()).then(|| parse_trace_line(line)))
-            })
-            .collect();
-        for (number, result) in parsed {
-            match result {
-                Some(Ok(row)) => self.ready.push(row),
-                Some(Err(message)) => {
-                    self.skipped += 1;
-                    if self.errors.len() < 10 {
-                        self.errors.push(format!("{shown}:{number}: {message}"));
+/// What reading the exports met besides rows.
+#[derive(Default)]
+struct ReadReport {
+    /// Records that are not model calls, per file and reason.
+    skipped: Vec<(String, SkipReason, u64)>,
+    /// Records that could not be read, and the first few as `file:line: message`.
+    errors: u64,
+    first_errors: Vec<String>,
+}
+
+/// Unreadable records listed in the warning (all are counted).
+const ERRORS_SHOWN: usize = 3;
+
+/// Reads every export in order and hands its rows to `add` one at a time: memory holds a record, not the
+/// files. On this thread: parsing on a second one and handing rows over in batches was measured slower
+/// (10–12 s of CPU instead of 6–7 s for a million rows), the allocator's cost of freeing every row on
+/// another thread than the one that built it outweighing the overlap (docs/performance.md).
+fn read_exports(
+    exports: Vec<Export>,
+    options: &ImportOptions,
+    add: &mut dyn FnMut(RequestRow),
+    report: &mut ReadReport,
+) -> Result<(), CliError> {
+    for Export { shown, source } in exports {
+        let mut skipped: std::collections::BTreeMap<SkipReason, u64> = Default::default();
+        for record in import::records(source, options) {
+            match record {
+                Record::Row(imported) => add(imported.row),
+                Record::Skipped { reason, .. } => *skipped.entry(reason).or_default() += 1,
+                Record::Error(e) => {
+                    let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();
+                    if e.fatal {
+                        return Err(CliError::input(format!("{shown}{at}: {}", e.message)).with_hint(
+                            "reconcile stops here rather than explain the month from part of its traces; \
+                             repair or re-export the file",
+                        ));
+                    }
+                    report.errors += 1;
+                    if report.first_errors.len() < ERRORS_SHOWN {
+                        report.first_errors.push(format!("{shown}{at}: {}", e.message));
                     }
                 }
-                None => {}
             }
         }
-        // Handed out by popping from the end.
-        self.ready.reverse();
+        report.skipped.extend(skipped.into_iter().map(|(reason, n)| (shown.clone(), reason, n)));
     }
-}
-
-impl Iterator for TraceRows {
-    type Item = RequestRow;
-
-    fn next(&mut self) -> Option<RequestRow> {
-        loop {
-            if let Some(row) = self.ready.pop() {
-                return Some(row);
-            }
-            if self.fatal.is_some() {
-                return None;
-            }
-            if self.current.is_none() && !self.open_next() {
-                return None;
-            }
-            self.fill();
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct TraceLine<'a> {
-    #[serde(borrow)]
-    ts: Cow<'a, str>,
-    #[serde(borrow)]
-    provider: Option<Cow<'a, str>>,
-    #[serde(borrow, alias = "request_model")]
-    model: Cow<'a, str>,
-    #[serde(borrow)]
-    response_model: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    project: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    conversation_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    logical_request_id: Option<Cow<'a, str>>,
-    attempt: Option<u32>,
-    status: Option<RequestStatus>,
-    streamed: Option<bool>,
-    usage_source: Option<UsageSource>,
-    usage: Option<TraceUsage>,
-    #[serde(borrow)]
-    service_tier: Option<Cow<'a, str>>,
-    batch: Option<bool>,
-    #[serde(default)]
-    stream: Vec<TraceCheckpoint>,
-}
-
-#[derive(Deserialize)]
-struct TraceUsage {
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    cache_read_tokens: Option<u64>,
-    cache_write_tokens: Option<u64>,
-    cache_write_1h_tokens: Option<u64>,
-    reasoning_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct TraceCheckpoint {
-    t_ms: u64,
-    tokens: Option<u32>,
-}
-
-fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
-    s.map(Cow::into_owned).filter(|s| !s.is_empty())
-}
-
-fn parse_trace_line(text: &[u8]) -> Result<RequestRow, String> {
-    let line: TraceLine = serde_json::from_slice(text).map_err(|e| e.to_string())?;
-    let ts = line
-        .ts
-        .parse::<jiff::Timestamp>()
-        .map_err(|e| format!("ts `{}`: {e} (write RFC 3339 with an offset)", line.ts))?;
-    let usage = match &line.usage {
-        Some(u) => Some(inclusive_usage(u)?),
-        None => None,
-    };
-    let usage_source =
-        line.usage_source.unwrap_or(if usage.is_some() { UsageSource::Provider } else { UsageSource::Missing });
-    let provider = owned(line.provider).unwrap_or_else(|| provider_from_model(&line.model).to_string());
-    Ok(RequestRow {
-        ts,
-        provider,
-        request_model: line.model.into_owned(),
-        response_model: owned(line.response_model),
-        project: owned(line.project),
-        api_key_ref: None,
-        tenant_id: None,
-        conversation_id: owned(line.conversation_id),
-        trace_id: None,
-        span_id: None,
-        logical_request_id: owned(line.logical_request_id),
-        attempt: line.attempt.unwrap_or(1).max(1),
-        status: line.status.unwrap_or(RequestStatus::Ok),
-        streamed: line.streamed.unwrap_or(!line.stream.is_empty()),
-        usage_source,
-        usage: usage.unwrap_or_default(),
-        service_tier: owned(line.service_tier),
-        batch: line.batch.unwrap_or(false),
-        latency_ms: None,
-        ttft_ms: None,
-        prompt_name: None,
-        prompt_version: None,
-        finish_reason: None,
-        error: None,
-        messages: Vec::new(),
-        output: None,
-        stream: line
-            .stream
-            .iter()
-            .map(|c| StreamCheckpoint { t_ms: c.t_ms, tokens: c.tokens.unwrap_or(1), text: None })
-            .collect(),
-    })
-}
-
-/// promptctl JSONL counts cache reads and writes inside `input_tokens`.
-fn inclusive_usage(u: &TraceUsage) -> Result<Usage, String> {
-    let input = u.input_tokens.unwrap_or(0);
-    let (read, w5, w1) =
-        (u.cache_read_tokens.unwrap_or(0), u.cache_write_tokens.unwrap_or(0), u.cache_write_1h_tokens.unwrap_or(0));
-    let uncached = input.checked_sub(read + w5 + w1).ok_or_else(|| {
-        format!("input_tokens ({input}) is less than its cache reads and writes ({}); in promptctl JSONL input_tokens includes them", read + w5 + w1)
-    })?;
-    let output = u.output_tokens.unwrap_or(0);
-    Ok(Usage::from_additive(uncached, read, w5, w1, output, u.reasoning_tokens.unwrap_or(0).min(output)))
-}
-
-fn provider_from_model(model: &str) -> &'static str {
-    let m = model.to_ascii_lowercase();
-    if m.starts_with("claude") {
-        "anthropic"
-    } else if m.starts_with("gemini") {
-        "google"
-    } else {
-        "openai"
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -848,24 +742,5 @@ mod tests {
         assert_eq!(parse_tolerance("2.5%"), Ok(0.025));
         assert!(parse_tolerance("-1").is_err());
         assert!(parse_tolerance("five").is_err());
-    }
-
-    #[test]
-    fn a_generated_row_reads_back_the_same() {
-        let book = crate::pricing::PriceBook::embedded();
-        let scenario = reconcile::generate::Scenario { scale: 0.05, ..reconcile::generate::Scenario::bundled() };
-        for row in reconcile::generate::rows(&scenario, book).take(500) {
-            let back = parse_trace_line(reconcile::generate::trace_jsonl_line(&row).as_bytes()).unwrap();
-            assert_eq!(back.usage, row.usage, "{row:?}");
-            assert_eq!((back.status, back.usage_source, back.attempt), (row.status, row.usage_source, row.attempt));
-            assert_eq!(
-                back.stream.iter().map(|c| c.tokens).sum::<u32>(),
-                row.stream.iter().map(|c| c.tokens).sum::<u32>()
-            );
-            assert_eq!(
-                (&back.response_model, &back.service_tier, back.batch),
-                (&row.response_model, &row.service_tier, row.batch)
-            );
-        }
     }
 }

@@ -64,12 +64,25 @@ pub fn reconcile(
     rows: impl IntoIterator<Item = RequestRow>,
     window: Window,
 ) -> Result<Reconciliation, ReconcileError> {
+    reconcile_fed(book, invoice, window, |add| {
+        rows.into_iter().for_each(add);
+        Ok(())
+    })
+}
+
+/// [`reconcile`] for sources that push rows rather than yield them (a database cursor, a reader on
+/// another thread): `feed` is called once, after the invoice has been checked, and hands each row to
+/// `add`. Rows are folded as they come and not kept. An error from `feed` ends the reconciliation.
+pub fn reconcile_fed<E: From<ReconcileError>>(
+    book: &PriceBook,
+    invoice: &Invoice,
+    window: Window,
+    feed: impl FnOnce(&mut dyn FnMut(RequestRow)) -> Result<(), E>,
+) -> Result<Reconciliation, E> {
     let mut catalog = Catalog::new(book);
-    let billing = billing::build(invoice, &mut catalog)?;
+    let billing = billing::build(invoice, &mut catalog).map_err(ReconcileError::from)?;
     let mut collector = Collector::new(&mut catalog, &billing, window);
-    for row in rows {
-        collector.add(row);
-    }
+    feed(&mut |row| collector.add(row))?;
     let traces = collector.finish();
     let list_day = window.last_day();
     let outcome = waterfall::run(&catalog, &billing, &traces, list_day);

@@ -8,7 +8,6 @@ mod audit;
 mod eval;
 mod portfolios;
 mod prompts;
-mod reconcile;
 mod requests;
 
 use std::path::{Path, PathBuf};

@@ -233,6 +233,52 @@ impl Store {
         }
         Ok(out.into_iter().map(|(_, row)| row).collect())
     }
+    /// Streams the stored requests matching `filter` to `visit` in time order (ties in id order), one at a
+    /// time, so that a month of a million rows is never held in memory; returns how many it read.
+    ///
+    /// Rows carry what describes a call and what it was billed for: provider, models, project, API key,
+    /// conversation, logical request, attempt, status, streamed, usage and its source, tier and batch.
+    /// Tenant, trace and span ids, latencies, prompt, finish reason, error, messages and output are not
+    /// read (left empty). Stream checkpoints (times and tokens, no text) are read only for rows without
+    /// usage: for those they are the only record of what a stream delivered, while reading every streamed
+    /// row's checkpoints would multiply the read by the chunks per call.
+    pub fn for_each_request_by_time(
+        &self,
+        filter: &RequestFilter,
+        mut visit: impl FnMut(RequestRow),
+    ) -> Result<u64, StoreError> {
+        let (condition, values) = where_clause(filter);
+        // `request_by_time` holds (ts_ms, id): the rows come out of the index in this order, unsorted.
+        let sql = format!("SELECT {BILLED_COLUMNS} FROM request{condition} ORDER BY ts_ms, id");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let mut checkpoints = self
+            .conn
+            .prepare_cached("SELECT t_ms, tokens FROM stream_event WHERE request_id = ?1 ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(values.iter())).map_err(|e| self.err(e))?;
+        let mut count = 0;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let (id, mut row) = billed_row(r).map_err(|e| self.err(e))?;
+            let usage_less =
+                row.usage_source == UsageSource::Missing || row.usage.input_total + row.usage.output_total == 0;
+            if usage_less {
+                // The same connection, inside the outer read: it sees the same snapshot.
+                let stream = checkpoints
+                    .query_map([id], |c| {
+                        Ok(crate::trace::model::StreamCheckpoint {
+                            t_ms: c.get::<_, i64>(0)?.max(0) as u64,
+                            tokens: c.get::<_, i64>(1)?.clamp(0, u32::MAX as i64) as u32,
+                            text: None,
+                        })
+                    })
+                    .map_err(|e| self.err(e))?;
+                row.stream = stream.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
+            }
+            visit(row);
+            count += 1;
+        }
+        Ok(count)
+    }
 }
 
 /// Requests per read below which one connection reads everything (a second costs more than it saves).
@@ -661,6 +707,55 @@ fn row_from_sql(r: &Row<'_>) -> rusqlite::Result<(i64, RequestRow)> {
     ))
 }
 
+const BILLED_COLUMNS: &str = "id, ts_ms, provider, request_model, response_model, project, api_key_ref,
+    conversation_id, logical_request_id, attempt, status, streamed, usage_source, input_total, input_uncached,
+    cache_read, cache_write_5m, cache_write_1h, output_total, reasoning, service_tier, batch";
+
+/// A row of [`BILLED_COLUMNS`], with its id.
+fn billed_row(r: &Row<'_>) -> rusqlite::Result<(i64, RequestRow)> {
+    let ts = jiff::Timestamp::from_millisecond(r.get(1)?).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    Ok((
+        r.get(0)?,
+        RequestRow {
+            ts,
+            provider: r.get(2)?,
+            request_model: r.get(3)?,
+            response_model: r.get(4)?,
+            project: r.get(5)?,
+            api_key_ref: r.get(6)?,
+            tenant_id: None,
+            conversation_id: r.get(7)?,
+            trace_id: None,
+            span_id: None,
+            logical_request_id: r.get(8)?,
+            attempt: r.get::<_, i64>(9)?.clamp(1, u32::MAX as i64) as u32,
+            status: parse_status(text_bytes(r, 10)?),
+            streamed: r.get::<_, i64>(11)? != 0,
+            usage_source: parse_usage_source(text_bytes(r, 12)?),
+            usage: Usage {
+                input_total: count(r, 13)?,
+                input_uncached: count(r, 14)?,
+                cache_read: count(r, 15)?,
+                cache_write_5m: count(r, 16)?,
+                cache_write_1h: count(r, 17)?,
+                output_total: count(r, 18)?,
+                reasoning: count(r, 19)?,
+            },
+            service_tier: r.get(20)?,
+            batch: r.get::<_, i64>(21)? != 0,
+            latency_ms: None,
+            ttft_ms: None,
+            prompt_name: None,
+            prompt_version: None,
+            finish_reason: None,
+            error: None,
+            messages: Vec::new(),
+            output: None,
+            stream: Vec::new(),
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -820,5 +915,62 @@ mod tests {
         assert_eq!(days.len(), 2);
         let day: jiff::Timestamp = "2026-10-01T00:00:00Z".parse().unwrap();
         assert_eq!(days[0].day, day.as_millisecond() / 86_400_000);
+    }
+
+    #[test]
+    fn rows_of_a_window_stream_in_time_order_with_the_checkpoints_of_rows_without_usage() {
+        let mut store = Store::open_in_memory().unwrap();
+        let at = |ts: &str, model: &str| RequestRow { ts: ts.parse().unwrap(), ..row(model, 500) };
+        let late = at("2026-10-01T12:00:02Z", "gpt-4o");
+        let mut cut = at("2026-10-01T12:00:01Z", "gpt-4o-mini");
+        cut.status = RequestStatus::Aborted;
+        cut.usage_source = UsageSource::Missing;
+        cut.usage = Usage::default();
+        let early = at("2026-10-01T12:00:00Z", "o4-mini");
+        let outside = at("2026-10-02T00:00:00Z", "gpt-4.1");
+        let new = |key, row| NewRequest { source: RequestSource::Import, key, content_hash: None, row };
+        store.insert_requests(&[new("a", &late), new("b", &cut), new("c", &early), new("d", &outside)]).unwrap();
+        let window = RequestFilter {
+            since: Some("2026-10-01T00:00:00Z".parse().unwrap()),
+            until: Some("2026-10-02T00:00:00Z".parse().unwrap()),
+            ..RequestFilter::default()
+        };
+        let mut seen = Vec::new();
+        let n = store.for_each_request_by_time(&window, |r| seen.push(r)).unwrap();
+        assert_eq!(n, 3);
+        let models: Vec<&str> = seen.iter().map(|r| r.request_model.as_str()).collect();
+        assert_eq!(models, ["o4-mini", "gpt-4o-mini", "gpt-4o"]);
+        // What billing needs comes back as written…
+        assert_eq!((seen[2].usage, &seen[2].logical_request_id), (late.usage, &late.logical_request_id));
+        assert_eq!((seen[1].status, seen[1].usage_source), (RequestStatus::Aborted, UsageSource::Missing));
+        // …checkpoints without their text for the row without usage only…
+        assert_eq!(
+            seen[1].stream.iter().map(|c| (c.t_ms, c.tokens, c.text.is_some())).collect::<Vec<_>>(),
+            [(300, 2, false), (320, 3, false)]
+        );
+        assert!(seen[2].stream.is_empty());
+        // …and nothing that it does not need.
+        assert_eq!((&seen[2].messages, &seen[2].output, &seen[2].tenant_id), (&vec![], &None, &None));
+    }
+
+    #[test]
+    fn a_window_is_read_from_the_time_index_without_sorting() {
+        let store = Store::open_in_memory().unwrap();
+        let window = RequestFilter {
+            since: Some("2026-10-01T00:00:00Z".parse().unwrap()),
+            until: Some("2026-11-01T00:00:00Z".parse().unwrap()),
+            ..RequestFilter::default()
+        };
+        let (condition, values) = where_clause(&window);
+        let sql = format!("EXPLAIN QUERY PLAN SELECT {BILLED_COLUMNS} FROM request{condition} ORDER BY ts_ms, id");
+        let mut stmt = store.conn.prepare(&sql).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(values.iter()), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // A sort would hold the whole window before the first row comes out.
+        assert!(plan.iter().any(|p| p.contains("request_by_time")), "{plan:?}");
+        assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
     }
 }

@@ -535,14 +535,188 @@ fn the_window_is_required_and_checked() {
 }
 
 #[test]
-fn a_broken_trace_line_is_skipped_and_reported() {
+fn a_broken_trace_record_is_skipped_and_reported() {
     let p = small_project();
     let mut text = traces(&[(1000, 200), (1000, 200), (1000, 200)]);
     text.insert_str(0, "{\"ts\":\"2026-10-01T09:00:00Z\",\"model\":\n");
+    text.push_str("{\"ts\":\"2026-10-01 11:00:00\",\"model\":\"gpt-4o-mini\"}\n");
     p.write("traces.jsonl", &text);
+    let doc = json(&p, &["reconcile", "--invoice", "usage.json", "--traces", "traces.jsonl", "--month", "2026-10"], 0);
+    assert_eq!(doc["traces"]["requests"], 3);
+    assert_eq!(doc["gap_usd"], 0.0);
     let (_, stderr) = reconcile_small(&p, &["usage.json"], 0);
-    assert!(stderr.contains("1 trace lines could not be read and were skipped: traces.jsonl:1:"), "{stderr}");
+    assert!(stderr.contains("2 trace records could not be read and were skipped: traces.jsonl:1: "), "{stderr}");
+    assert!(stderr.contains("; traces.jsonl:5: ts: ") && stderr.contains("has no UTC offset"), "{stderr}");
+    let zoned = json(
+        &p,
+        &[
+            "reconcile",
+            "--invoice",
+            "usage.json",
+            "--traces",
+            "traces.jsonl",
+            "--month",
+            "2026-10",
+            "--assume-tz",
+            "UTC",
+        ],
+        0,
+    );
+    assert_eq!(zoned["traces"]["requests"], 4);
     let (_, stderr) =
         p.run(&["reconcile", "--invoice", "usage.json", "--traces", "missing.jsonl", "--month", "2026-10"], 2);
     assert!(stderr.contains("missing.jsonl: file not found"), "{stderr}");
+    p.write("export.csv", "ts,model\n2026-10-01T10:00:00Z,gpt-4o-mini\n");
+    let (_, stderr) =
+        p.run(&["reconcile", "--invoice", "usage.json", "--traces", "export.csv", "--month", "2026-10"], 2);
+    assert!(stderr.contains("export.csv: cannot tell which kind of trace export this is"), "{stderr}");
+    assert!(stderr.contains("OTLP/JSON, promptctl JSONL and Langfuse"), "{stderr}");
+}
+
+#[test]
+fn a_truncated_trace_document_ends_the_run_naming_the_file() {
+    let p = small_project();
+    let span = |i: u32| {
+        format!(
+            r#"{{"traceId":"4bf92f3577b34da6a3ce929d0e0e47{i:02}","spanId":"00f067aa0ba902{i:02}","name":"chat gpt-4o-mini","startTimeUnixNano":"{}","endTimeUnixNano":"{}","attributes":[{{"key":"gen_ai.provider.name","value":{{"stringValue":"openai"}}}},{{"key":"gen_ai.request.model","value":{{"stringValue":"gpt-4o-mini"}}}},{{"key":"gen_ai.usage.input_tokens","value":{{"intValue":"1000"}}}},{{"key":"gen_ai.usage.output_tokens","value":{{"intValue":"200"}}}}]}}"#,
+            1_790_848_800_000_000_000u64 + u64::from(i),
+            1_790_848_801_000_000_000u64 + u64::from(i)
+        )
+    };
+    let document = format!(
+        "{{\"resourceSpans\":[{{\"resource\":{{}},\"scopeSpans\":[{{\"spans\":[\n{},\n{},\n{}\n]}}]}}]}}\n",
+        span(0),
+        span(1),
+        span(2)
+    );
+    p.write("otel.json", &document);
+    let doc = json(&p, &["reconcile", "--invoice", "usage.json", "--traces", "otel.json", "--month", "2026-10"], 0);
+    assert_eq!(doc["traces"]["requests"], 3);
+    assert_eq!(doc["gap_usd"], 0.0);
+    let cut = document.len() - 300;
+    p.write("otel.json", &document[..cut]);
+    let (_, stderr) =
+        p.run(&["reconcile", "--invoice", "usage.json", "--traces", "otel.json", "--month", "2026-10"], 2);
+    assert!(stderr.contains("otel.json:4: "), "{stderr}");
+}
+
+/// `trace import` then `reconcile` from the state explains the month exactly as reading the export does.
+#[test]
+fn reconciling_from_the_state_gives_what_the_trace_file_gives() {
+    let p = bundled();
+    let (stdout, _) = p.run(&["trace", "import", "month/traces.jsonl"], 0);
+    assert!(stdout.contains("4,170 new row(s)"), "{stdout}");
+    let from_state = json(&p, &["reconcile", "--invoice", "month/invoice", "--month", "2026-10"], 0);
+    let from_file = json(
+        &p,
+        &["reconcile", "--invoice", "month/invoice", "--traces", "month/traces.jsonl", "--month", "2026-10"],
+        0,
+    );
+    check_contract(&from_state);
+    check_attribution(&from_state);
+    for key in ["invoice", "traces", "gap_usd", "causes", "by_model", "providers", "estimation_fits", "conversations"] {
+        assert_eq!(from_state[key], from_file[key], "{key}");
+    }
+    assert_eq!(from_state, from_file);
+}
+
+/// The first week of the bundled month as one OTLP/JSON document (GenAI attributes), gzipped: made from
+/// `traces.jsonl` by the trace generator's span writer.
+const OTLP_WEEK: &str = "traces-week1.otlp.json.gz";
+const WEEK_END: &str = "2026-10-08T00:00:00Z";
+
+fn otlp_week() -> String {
+    use promptctl::trace::import::{self, ImportOptions, Record};
+    let file = std::fs::File::open(fixture("traces.jsonl")).unwrap();
+    let end: jiff::Timestamp = WEEK_END.parse().unwrap();
+    let source = import::open(file, None).unwrap();
+    let mut spans = Vec::new();
+    for record in import::records(source, &ImportOptions::default()) {
+        let Record::Row(r) = record else { panic!("{record:?}") };
+        if r.row.ts < end {
+            let mut span = Vec::new();
+            promptctl::trace::generate::otlp_span(&r.row, "00f067aa0ba902b7", &mut span);
+            spans.push(String::from_utf8(span).unwrap());
+        }
+    }
+    format!(
+        "{{\"resourceSpans\":[{{\"resource\":{{\"attributes\":[{{\"key\":\"service.name\",\"value\":{{\"stringValue\":\"bundled-month\"}}}}]}},\"scopeSpans\":[{{\"scope\":{{\"name\":\"promptctl\"}},\"spans\":[\n{}\n]}}]}}]}}\n",
+        spans.join(",\n")
+    )
+}
+
+#[test]
+fn the_otlp_week_is_the_bundled_traces_of_that_week() {
+    use std::io::{Read, Write};
+    let text = otlp_week();
+    let path = fixture(OTLP_WEEK);
+    if std::env::var("PROMPTCTL_BLESS").is_ok_and(|v| v == "1") {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(text.as_bytes()).unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        return;
+    }
+    let mut on_disk = String::new();
+    if let Ok(file) = std::fs::File::open(&path) {
+        flate2::read::GzDecoder::new(file).read_to_string(&mut on_disk).unwrap();
+    }
+    assert!(
+        on_disk == text,
+        "{MONTH}/{OTLP_WEEK} is stale; regenerate with PROMPTCTL_BLESS=1 cargo test --test cli otlp_week"
+    );
+}
+
+/// `--traces` reads every format `trace import` reads: the week as gzipped OTLP explains the same as the
+/// JSONL of the month restricted to the week.
+#[test]
+fn an_otlp_export_explains_the_same_as_the_jsonl_of_the_same_calls() {
+    let p = bundled();
+    let week = |traces: &str| {
+        json(
+            &p,
+            &[
+                "reconcile",
+                "--invoice",
+                "month/invoice",
+                "--traces",
+                traces,
+                "--since",
+                "2026-10-01",
+                "--until",
+                WEEK_END,
+            ],
+            0,
+        )
+    };
+    let otlp = week(&format!("month/{OTLP_WEEK}"));
+    let jsonl = week("month/traces.jsonl");
+    check_contract(&otlp);
+    assert!(otlp["traces"]["requests"].as_u64().unwrap() > 500, "{}", otlp["traces"]);
+    // Every cause but the credit (on the 31st) is present in the first week.
+    let causes = otlp["causes"].as_array().unwrap();
+    assert!(causes[..7].iter().all(|c| c["usd"] != 0.0), "{}", otlp["causes"]);
+    for key in ["invoice", "traces", "gap_usd", "causes", "by_model", "providers", "conversations"] {
+        assert_eq!(otlp[key], jsonl[key], "{key}");
+    }
+}
+
+#[test]
+fn langfuse_observations_are_read_and_other_observations_skipped_with_a_note() {
+    let p = bundled();
+    let langfuse = repo_path("fixtures/traces/langfuse-observations.json");
+    let langfuse = langfuse.to_str().unwrap();
+    let args = ["reconcile", "--invoice", "month/invoice", "--traces", langfuse, "--month", "2026-10"];
+    let doc = json(&p, &args, 0);
+    check_contract(&doc);
+    // Four generations, with Langfuse's additive usage made inclusive (cache reads inside the input).
+    assert_eq!(doc["traces"]["requests"], 4);
+    assert_eq!(
+        (doc["traces"]["input_tokens"].as_u64(), doc["traces"]["cache_read_tokens"].as_u64()),
+        (Some(4732), Some(2512))
+    );
+    let (_, stderr) = p.run(&args, 0);
+    assert!(
+        stderr.contains("langfuse-observations.json: skipped 2 Langfuse observations that are not generations"),
+        "{stderr}"
+    );
 }

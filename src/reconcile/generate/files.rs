@@ -613,4 +613,41 @@ mod tests {
         assert_eq!(cents(Usd(1_234_500_000_000)), "123.45");
         assert_eq!(Usd::parse_decimal(&cents(Usd(987_654_321)), -2).unwrap(), Usd(987_654_321));
     }
+
+    /// The bundled traces are read by `trace import` and `reconcile --traces` alike through the importer:
+    /// what the generator writes must come back as the row it wrote, in everything reconcile uses.
+    #[test]
+    fn a_generated_row_reads_back_the_same_through_the_importer() {
+        use crate::trace::import::{self, ImportOptions, Record};
+        let book = crate::pricing::PriceBook::embedded();
+        let scenario = super::super::Scenario { scale: 0.05, ..super::super::Scenario::bundled() };
+        let rows: Vec<RequestRow> = super::super::rows(&scenario, book).take(500).collect();
+        let text: String = rows.iter().map(|r| trace_jsonl_line(r) + "\n").collect();
+        let source = import::open(std::io::Cursor::new(text.into_bytes()), None).unwrap();
+        assert_eq!(source.kind, import::Kind::Jsonl);
+        let back: Vec<RequestRow> = import::records(source, &ImportOptions::default())
+            .map(|record| match record {
+                Record::Row(r) => r.row,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(back.len(), rows.len());
+        assert!(rows.iter().any(|r| !r.stream.is_empty() && r.usage_source == UsageSource::Missing));
+        for (back, row) in back.iter().zip(&rows) {
+            assert_eq!(back.ts, row.ts);
+            assert_eq!(back.usage, row.usage, "{row:?}");
+            assert_eq!((back.status, back.usage_source, back.attempt), (row.status, row.usage_source, row.attempt));
+            assert_eq!(
+                (&back.provider, &back.request_model, &back.response_model),
+                (&row.provider, &row.request_model, &row.response_model)
+            );
+            assert_eq!(
+                (&back.project, &back.conversation_id, &back.logical_request_id),
+                (&row.project, &row.conversation_id, &row.logical_request_id)
+            );
+            assert_eq!((&back.service_tier, back.batch, back.streamed), (&row.service_tier, row.batch, row.streamed));
+            let checkpoints = |r: &RequestRow| r.stream.iter().map(|c| (c.t_ms, c.tokens)).collect::<Vec<_>>();
+            assert_eq!(checkpoints(back), checkpoints(row));
+        }
+    }
 }
