@@ -8,12 +8,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::catalog::{Catalog, GroupKey, ModelIx, NO_PROJECT, ProjectIx};
-use super::fxhash::FastMap;
 use super::invoice::{BilledTier, CostKind, Detail, Invoice, InvoiceLine, midpoint_second};
 use super::value::{CLASSES, Counts, Qty, UnitPrice, allocate};
 use super::window::{SECONDS_PER_DAY, day_date};
 use crate::money::Usd;
 use crate::pricing::Provider;
+use rustc_hash::FxHashMap as FastMap;
 
 /// Billed usage at one tier and context rate within a group.
 #[derive(Debug, Clone)]

@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use jiff::civil::Date;
 
-use super::fxhash::FastMap;
 use super::window::day_date;
 use crate::pricing::{ModelId, ModelSpec, PriceBook, PriceRow, Provider};
+use rustc_hash::FxHashMap as FastMap;
 
 /// An interned model snapshot (canonical name under a provider).
 pub type ModelIx = u32;

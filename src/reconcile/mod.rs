@@ -20,7 +20,6 @@ pub mod catalog;
 pub mod conversations;
 pub mod evidence;
 pub mod fit;
-pub mod fxhash;
 pub mod generate;
 pub mod invoice;
 pub mod render;

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::billing::Billing;
 use super::catalog::{Catalog, GroupKey, ModelIx, ProjectIx};
-use super::fxhash::FastMap;
 use super::value::{Counts, Prices, Qty, UnitPrice, value};
 use super::window::{Window, day_of};
 use crate::pricing::{Provider, Tier};
 use crate::trace::model::{RequestRow, RequestStatus, UsageSource};
+use rustc_hash::FxHashMap as FastMap;
 
 /// An interned traced model name (what a tracing dashboard prices).
 pub type NaiveIx = u32;

@@ -1,73 +1,15 @@
 //! Compact views of stored requests for analyses over millions of rows (stats, tails, cost): texts left
 //! out, repeated strings (models, prompts, tenants, conversations) interned.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU32;
 
 use jiff::Timestamp;
 
 use crate::trace::model::{RequestRow, RequestStatus, Usage, UsageSource};
 
-/// A fast hasher for the maps of analyses over millions of rows (the multiply-rotate scheme of rustc's
-/// FxHash). Not resistant to chosen collisions: its keys are ids and names from the state file, never
-/// input crafted against it in a way that matters (a collision costs time, not correctness).
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
-
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl Hasher for FastHasher {
-    /// Multiplying only carries low input bits upwards, and hash tables index by the low bits: ids that
-    /// differ only in their last characters (`c-000123`) would all collide. A final mix spreads every bit
-    /// over the whole word (MurmurHash3's finalizer).
-    fn finish(&self) -> u64 {
-        let mut z = self.0;
-        z ^= z >> 33;
-        z = z.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        z ^= z >> 33;
-        z = z.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        z ^ (z >> 33)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            last[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(last));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(n as u64);
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(n as u64);
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-}
-
-impl FastHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-/// A `HashMap` with [`FastHasher`].
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+/// A fast hash map for analyses over millions of rows: keys are ids and names from the state file, so
+/// resistance to chosen collisions (SipHash's point) buys nothing here and costs several times the time.
+pub type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// An interned string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -299,7 +241,7 @@ mod tests {
     #[test]
     fn the_fast_hash_spreads_ids_that_differ_in_their_last_characters() {
         use std::hash::BuildHasher;
-        let build = BuildHasherDefault::<FastHasher>::default();
+        let build = rustc_hash::FxBuildHasher;
         let buckets: std::collections::HashSet<u64> =
             (0..1_000).map(|i| build.hash_one(format!("c-{i:06}")) & 1023).collect();
         assert!(buckets.len() > 500, "{} distinct low-bit buckets of 1024", buckets.len());

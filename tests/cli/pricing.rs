@@ -23,7 +23,11 @@ fn show_a_model_on_a_day_follows_its_alias_and_history() {
         insta::assert_snapshot!(
             "pricing_show_human",
             p.run(&["pricing", "show", "anthropic:claude-sonnet-4-5", "--at", "2026-10-01"], 0).0
-        )
+        );
+        insta::assert_snapshot!(
+            "pricing_show_json",
+            p.run(&["pricing", "show", "anthropic:claude-sonnet-4-5", "--at", "2026-10-01", "--format", "json"], 0).0
+        );
     });
 }
 

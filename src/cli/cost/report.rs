@@ -226,8 +226,9 @@ fn print_human(ctx: &mut Context, r: &CostReport) -> std::io::Result<()> {
             g.key.clone(),
             thousands(g.requests),
             thousands(g.unpriced),
-            usd(g.usd),
-            percent(g.share),
+            // A group with nothing priced has an unknown cost, which is not $0.
+            if g.priced == 0 { "unknown".into() } else { usd(g.usd) },
+            if g.priced == 0 { "—".into() } else { percent(g.share) },
             opt_usd(g.cost.p50),
             opt_usd(g.cost.p99),
             opt_usd(g.cost.max),

@@ -3,8 +3,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
-
 use super::traffic::{Call, WEB_SEARCH_FEE};
 use super::truth::ExtraLine;
 use super::{InvoiceFormat, Scenario};
@@ -12,7 +10,7 @@ use crate::money::{PICOS_PER_USD, Usd};
 use crate::pricing::{Provider, Tier};
 use crate::reconcile::value::Counts;
 use crate::reconcile::window::{SECONDS_PER_DAY, day_date, day_of, utc_midnight};
-use crate::trace::model::{RequestRow, RequestStatus, StreamCheckpoint, UsageSource};
+use crate::trace::model::RequestRow;
 
 const ORGANIZATION: &str = "org-acme-prod";
 /// OpenAI returns up to 7 daily buckets per page by default.
@@ -521,90 +519,18 @@ fn decimal(value: i128, digits: u32) -> String {
     format!("{sign}{whole}.{}", frac.trim_end_matches('0'))
 }
 
-/// One trace row as a line of promptctl JSONL (FORMATS.md, trace format 2): `input_tokens` includes cache
-/// reads and writes.
+/// One trace row as a line of promptctl JSONL (FORMATS.md, trace format 2), written by the trace
+/// generator's writer so that both generators speak the format the importer reads.
 pub fn trace_jsonl_line(row: &RequestRow) -> String {
-    #[derive(Serialize)]
-    struct Line<'a> {
-        ts: String,
-        trace_id: Option<&'a str>,
-        span_id: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        conversation_id: Option<&'a str>,
-        project: Option<&'a str>,
-        provider: &'a str,
-        model: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        response_model: Option<&'a str>,
-        logical_request_id: Option<&'a str>,
-        attempt: u32,
-        status: RequestStatus,
-        streamed: bool,
-        usage_source: UsageSource,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        usage: Option<LineUsage>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        service_tier: Option<&'a str>,
-        batch: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        latency_ms: Option<u64>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        ttft_ms: Option<u64>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<&'a str>,
-        #[serde(skip_serializing_if = "<[_]>::is_empty")]
-        stream: &'a [StreamCheckpoint],
-    }
-    #[derive(Serialize)]
-    struct LineUsage {
-        input_tokens: u64,
-        output_tokens: u64,
-        cache_read_tokens: u64,
-        cache_write_tokens: u64,
-        #[serde(skip_serializing_if = "is_zero")]
-        cache_write_1h_tokens: u64,
-        reasoning_tokens: u64,
-    }
-    fn is_zero(n: &u64) -> bool {
-        *n == 0
-    }
-    let u = &row.usage;
-    let usage = (row.usage_source != UsageSource::Missing).then_some(LineUsage {
-        input_tokens: u.input_total,
-        output_tokens: u.output_total,
-        cache_read_tokens: u.cache_read,
-        cache_write_tokens: u.cache_write_5m,
-        cache_write_1h_tokens: u.cache_write_1h,
-        reasoning_tokens: u.reasoning,
-    });
-    let line = Line {
-        ts: row.ts.to_string(),
-        trace_id: row.trace_id.as_deref(),
-        span_id: row.span_id.as_deref(),
-        conversation_id: row.conversation_id.as_deref(),
-        project: row.project.as_deref(),
-        provider: &row.provider,
-        model: &row.request_model,
-        response_model: row.response_model.as_deref(),
-        logical_request_id: row.logical_request_id.as_deref(),
-        attempt: row.attempt,
-        status: row.status,
-        streamed: row.streamed,
-        usage_source: row.usage_source,
-        usage,
-        service_tier: row.service_tier.as_deref(),
-        batch: row.batch,
-        latency_ms: row.latency_ms,
-        ttft_ms: row.ttft_ms,
-        error: row.error.as_deref(),
-        stream: &row.stream,
-    };
-    serde_json::to_string(&line).expect("rows serialize")
+    let mut line = Vec::with_capacity(512);
+    crate::trace::generate::jsonl_line(row, &mut line);
+    String::from_utf8(line).expect("serde_json writes UTF-8")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::model::UsageSource;
 
     #[test]
     fn decimals_are_exact_text() {
