@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod diag;
 pub mod eval;
 pub mod money;
@@ -12,6 +13,7 @@ pub mod portfolio;
 pub mod pricing;
 pub mod prompt;
 pub mod provider;
+pub mod reconcile;
 pub mod scan;
 pub mod sim;
 pub mod stats;

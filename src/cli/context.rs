@@ -106,7 +106,9 @@ impl Context {
         let book = PriceBook::with_overrides(&path).map_err(|e| match e {
             OverrideError::Read { .. } => CliError::input(format!("{}: {e}", config::FILE_NAME))
                 .with_hint("fix `[pricing] overrides` in promptctl.toml (relative to its directory)"),
-            OverrideError::Invalid(sheet) => CliError::input(sheet.to_string()),
+            OverrideError::Invalid(sheet) => {
+                CliError::input(sheet.to_string()).with_hint("see docs/pricing.md for the override format")
+            }
         })?;
         Ok(std::borrow::Cow::Owned(book))
     }

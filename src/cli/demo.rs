@@ -15,10 +15,12 @@ use super::{Cli, dispatch};
 /// Run the whole tour on bundled examples, offline, in a temporary state file
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The tour commits and diffs a prompt, renders and labels it, then runs an N-of-K eval of the triage
-prompt against the in-process simulator (a scripted model on 127.0.0.1 that is right on most tickets,
-flaky on a few and always wrong on one) and shows how N-of-K tells flaky from deterministic. Nothing
-outside a temporary directory is read or written, and nothing leaves the machine.
+The tour commits and diffs a prompt, renders and labels it, runs an N-of-K eval of the triage prompt
+against the in-process simulator (a scripted model on 127.0.0.1 that is right on most tickets, flaky on
+a few and always wrong on one), rebalances a prompt portfolio over simulated weeks and plans a rollback,
+scans mined few-shot examples for tenant data, imports a week of support-bot traces (streaming tails,
+cost of the distribution) and reconciles a month's provider invoices with its traces, cause by cause.
+Nothing outside a temporary directory is read or written, and nothing leaves the machine.
 
 Examples:
   promptctl demo
@@ -30,22 +32,56 @@ pub struct DemoArgs {
 }
 
 /// The repository's example files, bundled so the demo works from any directory.
-const BUNDLED: &[(&str, &str)] = &[
-    ("prompts/support-reply.prompt", include_str!("../../prompts/support-reply.prompt")),
-    ("prompts/support-reply.examples.yaml", include_str!("../../prompts/support-reply.examples.yaml")),
-    ("prompts/triage.prompt", include_str!("../../prompts/triage.prompt")),
-    ("prompts/extract-order.prompt", include_str!("../../prompts/extract-order.prompt")),
-    ("leak-scan/promptctl.toml", include_str!("../../fixtures/scan/promptctl.toml")),
-    ("leak-scan/prompts/support-reply.prompt", include_str!("../../fixtures/scan/prompts/support-reply.prompt")),
+const BUNDLED: &[(&str, &[u8])] = &[
+    ("prompts/support-reply.prompt", include_bytes!("../../prompts/support-reply.prompt")),
+    ("prompts/support-reply.examples.yaml", include_bytes!("../../prompts/support-reply.examples.yaml")),
+    ("prompts/triage.prompt", include_bytes!("../../prompts/triage.prompt")),
+    ("prompts/extract-order.prompt", include_bytes!("../../prompts/extract-order.prompt")),
+    ("leak-scan/promptctl.toml", include_bytes!("../../fixtures/scan/promptctl.toml")),
+    ("leak-scan/prompts/support-reply.prompt", include_bytes!("../../fixtures/scan/prompts/support-reply.prompt")),
     (
         "leak-scan/prompts/support-reply.examples.yaml",
-        include_str!("../../fixtures/scan/prompts/support-reply.examples.yaml"),
+        include_bytes!("../../fixtures/scan/prompts/support-reply.examples.yaml"),
     ),
-    ("leak-scan/prompts/provenance.yaml", include_str!("../../fixtures/scan/prompts/provenance.yaml")),
-    ("leak-scan/prompts/order-lookup.prompt", include_str!("../../fixtures/scan/prompts/order-lookup.prompt")),
-    ("leak-scan/traces.jsonl", include_str!("../../fixtures/scan/traces.jsonl")),
-    ("evals/triage.yaml", include_str!("../../evals/triage.yaml")),
-    ("evals/sim/triage.yaml", TRIAGE_SCENARIO),
+    ("leak-scan/prompts/provenance.yaml", include_bytes!("../../fixtures/scan/prompts/provenance.yaml")),
+    ("leak-scan/prompts/order-lookup.prompt", include_bytes!("../../fixtures/scan/prompts/order-lookup.prompt")),
+    ("leak-scan/traces.jsonl", include_bytes!("../../fixtures/scan/traces.jsonl")),
+    ("evals/triage.yaml", include_bytes!("../../evals/triage.yaml")),
+    ("evals/sim/triage.yaml", TRIAGE_SCENARIO.as_bytes()),
+    ("traces/support-week.jsonl.gz", include_bytes!("../../fixtures/traces/support-week.jsonl.gz")),
+    (
+        "invoices/2026-10/openai-usage-page-01.json",
+        include_bytes!("../../fixtures/reconcile/2026-10/invoice/openai-usage-page-01.json"),
+    ),
+    (
+        "invoices/2026-10/openai-usage-page-02.json",
+        include_bytes!("../../fixtures/reconcile/2026-10/invoice/openai-usage-page-02.json"),
+    ),
+    (
+        "invoices/2026-10/openai-usage-page-03.json",
+        include_bytes!("../../fixtures/reconcile/2026-10/invoice/openai-usage-page-03.json"),
+    ),
+    (
+        "invoices/2026-10/openai-usage-page-04.json",
+        include_bytes!("../../fixtures/reconcile/2026-10/invoice/openai-usage-page-04.json"),
+    ),
+    (
+        "invoices/2026-10/openai-usage-page-05.json",
+        include_bytes!("../../fixtures/reconcile/2026-10/invoice/openai-usage-page-05.json"),
+    ),
+    (
+        "invoices/2026-10/openai-costs.json",
+        include_bytes!("../../fixtures/reconcile/2026-10/invoice/openai-costs.json"),
+    ),
+    (
+        "invoices/2026-10/anthropic-usage-report.json",
+        include_bytes!("../../fixtures/reconcile/2026-10/invoice/anthropic-usage-report.json"),
+    ),
+    (
+        "invoices/2026-10/anthropic-cost-report.json",
+        include_bytes!("../../fixtures/reconcile/2026-10/invoice/anthropic-cost-report.json"),
+    ),
+    ("traces/october.jsonl", include_bytes!("../../fixtures/reconcile/2026-10/traces.jsonl")),
 ];
 
 /// The scripted model the eval step runs against.
@@ -142,6 +178,28 @@ fn tour() -> Vec<Step> {
              redacted previews and HMACs are printed. (Exit code 1: findings at or above `high`.)",
         ),
         Run(&["scan", "leak-scan", "--config", "leak-scan/promptctl.toml", "--traces", "leak-scan/traces.jsonl"]),
+        Say(
+            "11. Import traces and read the streaming tails",
+            "A week of a support bot's production traces (1,424 calls, 300 conversations). A span's duration \
+             hides what went wrong inside a stream; its checkpoints do not: slow first tokens, stalls, loops, \
+             truncations, aborts and slow tails, each with its trace id.",
+        ),
+        Run(&["trace", "import", "traces/support-week.jsonl.gz"]),
+        Run(&["trace", "tails", "--source", "import"]),
+        Say(
+            "12. What the distribution costs",
+            "(`--source import` leaves out the eval samples of step 5.) Every call priced with the price book in force on its day, failed and retried attempts included. \
+             The median request times the count understates the bill; conversations cost super-linearly in \
+             their turns, and a few of them carry a large share of the spend.",
+        ),
+        Run(&["cost", "report", "--source", "import"]),
+        Say(
+            "13. Reconcile the invoice with the traces",
+            "October's provider invoices (OpenAI usage and costs pages, Anthropic usage and cost reports) against \
+             the month's traces: the gap, explained cause by cause in dollars, with evidence, and what stays \
+             unexplained (here 2 % of the gap, inside the default 5 % tolerance).",
+        ),
+        Run(&["reconcile", "--invoice", "invoices/2026-10", "--traces", "traces/october.jsonl", "--month", "2026-10"]),
     ]
 }
 

@@ -4,14 +4,18 @@ pub mod context;
 pub mod error;
 pub mod output;
 
+mod cost;
 mod demo;
 mod eval;
 mod init;
 pub mod portfolio;
+mod pricing;
 mod prompt;
+mod reconcile;
 mod rollback;
 mod scan;
 mod sim;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -50,6 +54,7 @@ pub enum Command {
     Demo(demo::DemoArgs),
     #[command(subcommand)]
     Prompt(prompt::PromptCommand),
+    Reconcile(reconcile::ReconcileArgs),
     Scan(scan::ScanArgs),
     /// Weighted prompt portfolios: set, show, assign, export, observe, rebalance
     #[command(subcommand)]
@@ -61,6 +66,15 @@ pub enum Command {
     /// The local OpenAI/Anthropic-compatible simulator
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// Import trace exports; statistics and the streaming tail taxonomy
+    #[command(subcommand)]
+    Trace(trace::TraceCommand),
+    /// Effective-dated prices in use; models in stored traces without a price
+    #[command(subcommand)]
+    Pricing(pricing::PricingCommand),
+    /// The cost of the distribution served; routing simulations
+    #[command(subcommand)]
+    Cost(cost::CostCommand),
 }
 
 /// Parses the command line, runs the command, reports any error, and returns the exit code.
@@ -84,11 +98,15 @@ fn dispatch(ctx: &mut Context, command: Command) -> CmdResult {
         Command::Init(args) => init::run(ctx, args),
         Command::Demo(args) => demo::run(ctx, args),
         Command::Prompt(cmd) => prompt::run(ctx, cmd),
+        Command::Reconcile(args) => reconcile::run(ctx, args),
         Command::Scan(args) => scan::run(ctx, args),
         Command::Portfolio(cmd) => portfolio::run(ctx, cmd),
         Command::Rollback(args) => rollback::run(ctx, args),
         Command::Eval(cmd) => eval::run(ctx, cmd),
         Command::Sim(cmd) => sim::run(ctx, cmd),
+        Command::Trace(cmd) => trace::run(ctx, cmd),
+        Command::Pricing(cmd) => pricing::run(ctx, cmd),
+        Command::Cost(cmd) => cost::run(ctx, cmd),
     }
 }
 

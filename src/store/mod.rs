@@ -8,6 +8,8 @@ mod audit;
 mod eval;
 mod portfolios;
 mod prompts;
+mod reconcile;
+mod requests;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ pub use portfolios::{
     RollbackRecord,
 };
 pub use prompts::{CommitRecord, LabelEvent, NewCommit, StoredVersion};
+pub use requests::{Inserted, ModelDay, NewRequest, RequestSource, RequestWriter};
 
 /// Migrations in order; schema version N is the state after applying the first N.
 const MIGRATIONS: &[&str] = &[
@@ -29,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_portfolio.sql"),
     include_str!("migrations/0004_eval_runs.sql"),
     include_str!("migrations/0005_drop_token_cache.sql"),
+    include_str!("migrations/0006_traces.sql"),
 ];
 
 /// The schema version this build writes.

@@ -16,6 +16,11 @@ fn the_demo_runs_every_step_and_succeeds() {
         "cohort_quarantine: exclude",
         "fewshot.tenant_overlap [ex-04]",
         "emitted to globex, initech after deploy (exposure)",
+        "1,424 new row(s), 0 duplicate(s)",
+        "What the duration hid",
+        "super-linear",
+        " 8  unexplained ",
+        "gap                  +$22.03  100.0 %",
         "Done.",
     ] {
         assert!(stdout.contains(marker), "demo output lacks {marker:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");

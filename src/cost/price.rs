@@ -1,0 +1,354 @@
+//! Every stored request priced with the effective-dated price book: its own day, its snapshot, its tier,
+//! its cache reads and writes, reasoning tokens and long-context rates. Failed and retried attempts are
+//! priced like any other: the provider bills the tokens they used.
+//!
+//! A request is left unpriced — never priced at $0 — when its model or tier has no price, or when it has
+//! no token counts at all.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::civil::Date;
+use serde::Serialize;
+
+use crate::money::PerMTok;
+use crate::money::Usd;
+use crate::pricing::{CostError, PriceBook, PriceRow, Tier, TokenClass};
+use crate::trace::model::{RequestStatus, Usage, UsageSource};
+use crate::trace::records::{Call, Calls, FastMap, Sym};
+
+/// A request's price, or why it has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Price {
+    Known(Usd),
+    /// No token counts: whatever was billed is unknown.
+    NoUsage,
+    /// Index into [`Pricing::reasons`].
+    NoPrice(u32),
+}
+
+impl Price {
+    pub fn known(&self) -> Option<Usd> {
+        match self {
+            Price::Known(usd) => Some(*usd),
+            _ => None,
+        }
+    }
+}
+
+/// Requests that could not be priced, grouped by model and reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unpriced {
+    pub model: String,
+    pub rows: u64,
+    pub reason: String,
+}
+
+/// Rows with no token counts, by how they ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WithoutUsage {
+    pub rows: u64,
+    pub ok: u64,
+    pub error: u64,
+    pub timeout: u64,
+    pub aborted: u64,
+}
+
+/// Every call's price.
+#[derive(Debug, Clone, Default)]
+pub struct Pricing {
+    /// In the order of `Calls::calls`.
+    pub prices: Vec<Price>,
+    pub reasons: Vec<String>,
+    pub unpriced: Vec<Unpriced>,
+    pub without_usage: WithoutUsage,
+}
+
+impl Pricing {
+    pub fn known(&self, index: usize) -> Option<Usd> {
+        self.prices[index].known()
+    }
+}
+
+/// A model string for the book: `provider:model`.
+pub fn model_spec(provider: &str, model: &str) -> String {
+    format!("{provider}:{model}")
+}
+
+/// The UTC calendar day of a time in ms (prices change at UTC midnight).
+pub fn utc_day(ts_ms: i64) -> Date {
+    jiff::Timestamp::from_millisecond(ts_ms)
+        .map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date())
+        .unwrap_or(Date::constant(1970, 1, 1))
+}
+
+type RowKey = (Sym, Sym, Option<Sym>, i64);
+
+/// The price of each token class for one row and tier, below and above its long-context threshold, so that
+/// a million requests cost a table lookup each instead of a fallback search each.
+struct ClassPrices {
+    base: [Option<PerMTok>; 6],
+    /// (threshold in input tokens, prices above it)
+    long_context: Option<(u64, [Option<PerMTok>; 6])>,
+}
+
+const CLASSES: [TokenClass; 6] = [
+    TokenClass::Input,
+    TokenClass::CacheRead,
+    TokenClass::CacheWrite5m,
+    TokenClass::CacheWrite1h,
+    TokenClass::Output,
+    TokenClass::Reasoning,
+];
+
+impl ClassPrices {
+    fn of(row: &PriceRow, tier: Tier) -> Self {
+        let prices = |lc: bool| CLASSES.map(|class| row.price_for(class, tier, lc).map(|(price, _)| price));
+        ClassPrices {
+            base: prices(false),
+            long_context: row.long_context.map(|lc| (lc.above_input_tokens, prices(true))),
+        }
+    }
+
+    /// Exactly what `pricing::cost` computes, without building its per-class lines.
+    fn cost(&self, row: &PriceRow, tier: Tier, usage: &Usage) -> Result<Usd, CostError> {
+        if !usage.is_consistent() {
+            return Err(CostError::InconsistentUsage);
+        }
+        let (prices, long_context) = match &self.long_context {
+            Some((above, prices)) if usage.input_total > *above => (prices, true),
+            _ => (&self.base, false),
+        };
+        let tokens = [
+            usage.input_uncached,
+            usage.cache_read,
+            usage.cache_write_5m,
+            usage.cache_write_1h,
+            usage.output_total - usage.reasoning,
+            usage.reasoning,
+        ];
+        let mut total = Usd::ZERO;
+        for ((class, price), n) in CLASSES.iter().zip(prices).zip(tokens) {
+            if n == 0 {
+                continue;
+            }
+            let price =
+                price.ok_or(CostError::MissingPrice { model: row.model.clone(), tier, class: *class, long_context })?;
+            total += price.cost(n);
+        }
+        Ok(total)
+    }
+}
+
+/// Looks up (and remembers) the row in force for a call's model on its day.
+pub struct Pricer<'b> {
+    book: &'b PriceBook,
+    rows: FastMap<RowKey, Result<&'b PriceRow, String>>,
+    prices: FastMap<(usize, Tier), ClassPrices>,
+}
+
+impl<'b> Pricer<'b> {
+    pub fn new(book: &'b PriceBook) -> Self {
+        Pricer { book, rows: FastMap::default(), prices: FastMap::default() }
+    }
+
+    /// The row in force for the snapshot that served the call (its response model), falling back to the
+    /// model it asked for, on the call's UTC day.
+    pub fn row(&mut self, calls: &Calls, c: &Call) -> Result<&'b PriceRow, String> {
+        let day = c.ts_ms.div_euclid(86_400_000);
+        let key = (c.provider, c.request_model, c.response_model, day);
+        let book = self.book;
+        self.rows
+            .entry(key)
+            .or_insert_with(|| {
+                let date = utc_day(c.ts_ms);
+                let provider = calls.name(c.provider);
+                let requested = model_spec(provider, calls.name(c.request_model));
+                if let Some(served) = c.response_model
+                    && let Ok(q) = book.quote(&model_spec(provider, calls.name(served)), date)
+                {
+                    return Ok(q.row);
+                }
+                book.quote(&requested, date).map(|q| q.row).map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
+    /// The price of `usage` for the call's model, day and tier.
+    pub fn price_usage(&mut self, calls: &Calls, c: &Call, usage: &Usage) -> Result<Usd, String> {
+        let row = self.row(calls, c)?;
+        let tier_name = c.service_tier.map(|t| calls.name(t));
+        let tier = Tier::from_request(tier_name, c.batch)
+            .ok_or_else(|| format!("no prices for service tier `{}`", tier_name.unwrap_or("")))?;
+        let prices =
+            self.prices.entry((row as *const PriceRow as usize, tier)).or_insert_with(|| ClassPrices::of(row, tier));
+        prices.cost(row, tier, usage).map_err(|e| e.to_string())
+    }
+}
+
+/// Prices every call.
+pub fn price_calls(calls: &Calls, book: &PriceBook) -> Pricing {
+    let mut pricer = Pricer::new(book);
+    let mut out = Pricing { prices: Vec::with_capacity(calls.calls.len()), ..Default::default() };
+    let mut reason_index: HashMap<String, u32> = HashMap::new();
+    let mut unpriced: BTreeMap<(String, u32), u64> = BTreeMap::new();
+    for c in &calls.calls {
+        if c.usage_source == UsageSource::Missing {
+            let w = &mut out.without_usage;
+            w.rows += 1;
+            match c.status {
+                RequestStatus::Ok => w.ok += 1,
+                RequestStatus::Error => w.error += 1,
+                RequestStatus::Timeout => w.timeout += 1,
+                RequestStatus::Aborted => w.aborted += 1,
+            }
+            out.prices.push(Price::NoUsage);
+            continue;
+        }
+        match pricer.price_usage(calls, c, &c.usage) {
+            Ok(usd) => out.prices.push(Price::Known(usd)),
+            Err(reason) => {
+                let next = out.reasons.len() as u32;
+                let index = *reason_index.entry(reason.clone()).or_insert_with(|| {
+                    out.reasons.push(reason);
+                    next
+                });
+                *unpriced.entry((calls.model_key(c), index)).or_default() += 1;
+                out.prices.push(Price::NoPrice(index));
+            }
+        }
+    }
+    out.unpriced = unpriced
+        .into_iter()
+        .map(|((model, index), rows)| Unpriced { model, rows, reason: out.reasons[index as usize].clone() })
+        .collect();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::model::RequestRow;
+
+    fn row(provider: &str, model: &str, response: Option<&str>, usage: Usage, tier: Option<&str>) -> RequestRow {
+        RequestRow {
+            ts: "2025-11-03T12:00:00Z".parse().unwrap(),
+            provider: provider.into(),
+            request_model: model.into(),
+            response_model: response.map(Into::into),
+            project: None,
+            api_key_ref: None,
+            tenant_id: None,
+            conversation_id: None,
+            trace_id: None,
+            span_id: None,
+            logical_request_id: None,
+            attempt: 1,
+            status: RequestStatus::Ok,
+            streamed: false,
+            usage_source: UsageSource::Provider,
+            usage,
+            service_tier: tier.map(Into::into),
+            batch: false,
+            latency_ms: None,
+            ttft_ms: None,
+            prompt_name: None,
+            prompt_version: None,
+            finish_reason: None,
+            error: None,
+            messages: Vec::new(),
+            output: None,
+            stream: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn prices_by_hand() {
+        // gpt-4o-mini: $0.15 input, $0.075 cached input, $0.60 output per 1M tokens.
+        let usage = Usage::from_inclusive(1_000_000, 400_000, 0, 100_000, 0);
+        let mut missing = row("openai", "gpt-4o-mini", None, Usage::default(), None);
+        missing.usage_source = UsageSource::Missing;
+        missing.status = RequestStatus::Timeout;
+        let rows = [
+            row("openai", "gpt-4o-mini", Some("gpt-4o-mini-2024-07-18"), usage, Some("default")),
+            row("vllm", "llama-3.1-8b-instruct", None, usage, None),
+            row("openai", "gpt-4o-mini", None, usage, Some("scale")),
+            missing,
+        ];
+        let calls = Calls::from_rows(&rows);
+        let p = price_calls(&calls, PriceBook::embedded());
+        // 600k × 0.15 + 400k × 0.075 + 100k × 0.60 = 0.09 + 0.03 + 0.06 = $0.18
+        assert_eq!(p.prices[0], Price::Known(Usd::parse_decimal("0.18", 0).unwrap()));
+        assert!(matches!(p.prices[1], Price::NoPrice(_)));
+        assert!(matches!(p.prices[2], Price::NoPrice(_)));
+        assert_eq!(p.prices[3], Price::NoUsage);
+        assert_eq!(p.without_usage, WithoutUsage { rows: 1, timeout: 1, ..Default::default() });
+        assert_eq!(p.unpriced.len(), 2);
+        assert!(
+            p.unpriced.iter().any(|u| u.model == "vllm:llama-3.1-8b-instruct" && u.reason.contains("unknown provider"))
+        );
+        assert!(p.unpriced.iter().any(|u| u.reason.contains("service tier `scale`")));
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_price_book_to_the_pico_dollar() {
+        use crate::pricing::Billing;
+        use crate::trace::generate::{GenerateConfig, generate};
+        let mut rows: Vec<RequestRow> = generate(&GenerateConfig {
+            conversations: 800,
+            messages: false,
+            checkpoints: false,
+            ..GenerateConfig::default()
+        })
+        .map(|g| g.row)
+        .collect();
+        // Long context on both sides of the threshold, in both tiers that have it.
+        for (input, tier) in [(200_000, None), (200_001, None), (250_000, Some("priority")), (250_000, Some("batch"))] {
+            rows.push(row("anthropic", "claude-sonnet-4-5", None, Usage::from_additive(input, 0, 0, 0, 500, 0), tier));
+        }
+        let calls = Calls::from_rows(&rows);
+        let book = PriceBook::embedded();
+        let p = price_calls(&calls, book);
+        let mut pricer = Pricer::new(book);
+        let mut compared = 0;
+        for (i, c) in calls.calls.iter().enumerate() {
+            let Ok(row) = pricer.row(&calls, c) else { continue };
+            let tier = Tier::from_request(c.service_tier.map(|t| calls.name(t)), c.batch).unwrap();
+            let slow = row.cost(&c.usage, Billing { tier, long_context: true }).map(|cost| cost.total);
+            match (slow, &p.prices[i]) {
+                (Ok(usd), Price::Known(fast)) => assert_eq!(usd, *fast, "row {i}"),
+                (Ok(_), Price::NoUsage) => {}
+                (Err(e), Price::NoPrice(reason)) => assert_eq!(e.to_string(), p.reasons[*reason as usize], "row {i}"),
+                (slow, fast) => panic!("row {i}: {slow:?} vs {fast:?}"),
+            }
+            compared += 1;
+        }
+        assert!(compared > 3_000);
+    }
+
+    #[test]
+    fn anthropic_cache_writes_reasoning_and_batch_are_priced_by_their_rules() {
+        // claude-sonnet-4-5: $3 input, $0.30 cache read, $3.75 cache write (5m), $15 output per 1M.
+        let usage = Usage::from_additive(10_000, 20_000, 4_000, 0, 1_000, 0);
+        let mut batch = row("anthropic", "claude-sonnet-4-5", None, usage, None);
+        batch.batch = true;
+        // Above 200k input tokens the whole request bills at $6 / $0.60 / $7.50 / $22.50.
+        let long = Usage::from_additive(100_000, 200_000, 40_000, 0, 10_000, 0);
+        // o4-mini: reasoning tokens bill as output ($4.40 per 1M).
+        let reasoning = Usage::from_inclusive(10_000, 0, 0, 5_000, 4_000);
+        let rows = [
+            row("anthropic", "claude-sonnet-4-5", None, usage, None),
+            batch,
+            row("anthropic", "claude-sonnet-4-5", None, long, None),
+            row("openai", "o4-mini", None, reasoning, None),
+        ];
+        let p = price_calls(&Calls::from_rows(&rows), PriceBook::embedded());
+        let usd = |s: &str| Price::Known(Usd::parse_decimal(s, 0).unwrap());
+        // 0.03 + 0.006 + 0.015 + 0.015 = $0.066; batch bills half.
+        assert_eq!(p.prices[0], usd("0.066"));
+        assert_eq!(p.prices[1], usd("0.033"));
+        // 0.6 + 0.12 + 0.3 + 0.225 = $1.245
+        assert_eq!(p.prices[2], usd("1.245"));
+        // 10k × 1.10 + 5k × 4.40 per 1M = 0.011 + 0.022
+        assert_eq!(p.prices[3], usd("0.033"));
+    }
+}

@@ -1,0 +1,824 @@
+//! Normalized request rows and their stream checkpoints: idempotent batch inserts (for trace import and
+//! eval runs alike) and the compact reads the analyses use.
+
+use std::collections::HashMap;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, Row, params};
+
+use super::{Store, StoreError};
+use crate::trace::model::{RequestRow, RequestStatus, Usage, UsageSource};
+use crate::trace::records::{Call, CallIds, Calls, Checkpoints, Chunk, RequestFilter, Symbols, logical_hash};
+
+/// Where a request row comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestSource {
+    /// `trace import`.
+    Import,
+    /// `eval run`: one row per attempt of a sample.
+    Eval,
+}
+
+impl RequestSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestSource::Import => "import",
+            RequestSource::Eval => "eval",
+        }
+    }
+}
+
+/// A row to insert.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRequest<'a> {
+    pub source: RequestSource,
+    /// The idempotency key: a row whose key is already stored is not inserted again. Importers use
+    /// `span:TRACE/SPAN` or `sha:HASH`; eval runs use their own (e.g. `eval:RUN/CASE/SAMPLE/ATTEMPT`).
+    pub key: &'a str,
+    /// A hash of the row's content; a stored row with the same key and another hash is a conflict.
+    /// `None` skips the comparison.
+    pub content_hash: Option<&'a str>,
+    pub row: &'a RequestRow,
+}
+
+/// What inserting one row did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// A new row, with its id.
+    New(i64),
+    /// The key was stored before with the same content (or without a hash to compare); nothing changed.
+    Duplicate(i64),
+    /// The key was stored before with other content. The stored row is kept.
+    Conflict(i64),
+}
+
+impl Inserted {
+    pub fn id(self) -> i64 {
+        match self {
+            Inserted::New(id) | Inserted::Duplicate(id) | Inserted::Conflict(id) => id,
+        }
+    }
+}
+
+const INSERT_REQUEST: &str = "INSERT INTO request (source, source_key, content_hash, ts_ms, provider, request_model,
+    response_model, project, api_key_ref, tenant_id, conversation_id, trace_id, span_id, logical_request_id, attempt,
+    status, streamed, usage_source, input_total, input_uncached, cache_read, cache_write_5m, cache_write_1h,
+    output_total, reasoning, service_tier, batch, latency_ms, ttft_ms, prompt_name, prompt_version, finish_reason,
+    error, messages, output)
+  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,
+    ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)
+  ON CONFLICT (source_key) DO NOTHING";
+
+const INSERT_EVENT: &str = "INSERT INTO stream_event (request_id, seq, t_ms, tokens, text) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// SQLite's default page cache is 2 MB; the key and time indexes of a large import outgrow that quickly
+/// and every insert then reads pages back from disk. 128 MB keeps a few million rows' worth of index hot;
+/// it is a ceiling, not an allocation.
+const BULK_CACHE_KIB: i64 = 128 * 1024;
+
+/// A bulk import commits this often. Keys are random, so every commit rewrites most pages of the key index
+/// to the write-ahead log: committing every few thousand rows would write the index hundreds of times.
+/// An interrupted import loses at most the rows since the last commit, and importing again restores them.
+const ROWS_PER_COMMIT: usize = 100_000;
+
+impl Store {
+    /// Inserts a batch in one transaction. Rows whose key is already stored are not inserted; the result
+    /// says, per row, whether it was new, a duplicate, or a conflict (same key, other content).
+    pub fn insert_requests(&mut self, batch: &[NewRequest<'_>]) -> Result<Vec<Inserted>, StoreError> {
+        self.write(|tx| insert_requests_in(tx, batch))
+    }
+
+    /// A writer for many batches (trace import): one transaction over up to [`ROWS_PER_COMMIT`] rows,
+    /// with a larger page cache. Call [`RequestWriter::finish`]; dropping it without rolls back the rows
+    /// since the last commit.
+    pub fn request_writer(&mut self) -> Result<RequestWriter<'_>, StoreError> {
+        self.conn.execute_batch(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB}")).map_err(|e| self.err(e))?;
+        Ok(RequestWriter { store: self, in_transaction: false, since_commit: 0 })
+    }
+
+    /// Stored requests matching `filter`, in insertion order, reduced for analysis.
+    ///
+    /// Decoding a million rows is CPU-bound in SQLite; a large state file is read in two halves of the id
+    /// range at once, each on its own read-only connection. Both read the rows that existed when the read
+    /// started (ids only grow), so a concurrent import cannot mix in half a batch.
+    pub fn calls(&self, filter: &RequestFilter) -> Result<Calls, StoreError> {
+        let (lo, hi): (Option<i64>, Option<i64>) = self
+            .conn
+            .query_row("SELECT min(id), max(id) FROM request", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return Ok(Calls::default());
+        };
+        if hi - lo < PARALLEL_ROWS {
+            return read_calls(&self.conn, filter, lo, hi).map_err(|e| self.err(e));
+        }
+        let (Some(first), Some(second)) = (self.read_connection()?, self.read_connection()?) else {
+            return read_calls(&self.conn, filter, lo, hi).map_err(|e| self.err(e));
+        };
+        let mid = lo + (hi - lo) / 2;
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(move || read_calls(&first, filter, lo, mid));
+            let b = read_calls(&second, filter, mid + 1, hi);
+            (a.join().expect("the reading thread does not panic"), b)
+        });
+        let (a, b) = (a.map_err(|e| self.err(e))?, b.map_err(|e| self.err(e))?);
+        Ok(a.append(b))
+    }
+
+    /// Another connection to the state file, for reading in parallel; `None` for an in-memory state.
+    fn read_connection(&self) -> Result<Option<Connection>, StoreError> {
+        if self.path.as_os_str() == ":memory:" {
+            return Ok(None);
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| self.err(e))?;
+        conn.busy_timeout(super::BUSY_TIMEOUT).map_err(|e| self.err(e))?;
+        // Map the file rather than copy each page through read(): analyses touch every page once.
+        conn.execute_batch(READ_PRAGMAS).map_err(|e| self.err(e))?;
+        Ok(Some(conn))
+    }
+
+    /// The trace and span ids of stored requests, by row id.
+    pub fn call_ids(&self, ids: &[i64]) -> Result<HashMap<i64, CallIds>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT trace_id, span_id FROM request WHERE id = ?1").map_err(|e| self.err(e))?;
+        let mut out = HashMap::with_capacity(ids.len());
+        for &id in ids {
+            let found = stmt
+                .query_row([id], |r| Ok(CallIds { trace_id: r.get(0)?, span_id: r.get(1)? }))
+                .map_err(|e| self.err(e))?;
+            out.insert(id, found);
+        }
+        Ok(out)
+    }
+
+    /// Calls `visit` with each request's checkpoints, for the requests whose ids are in `ids` (sorted
+    /// ascending). Texts are borrowed from buffers reused between requests. Many requests are read in two
+    /// halves at once, each on its own connection: `visit` may be called from two threads.
+    pub fn for_each_stream(
+        &self,
+        ids: &[i64],
+        visit: &(dyn Fn(i64, Checkpoints<'_>) + Sync),
+    ) -> Result<(), StoreError> {
+        if ids.len() < PARALLEL_STREAMS {
+            return scan_streams(&self.conn, ids, visit).map_err(|e| self.err(e));
+        }
+        let (Some(first), Some(second)) = (self.read_connection()?, self.read_connection()?) else {
+            return scan_streams(&self.conn, ids, visit).map_err(|e| self.err(e));
+        };
+        let (low, high) = ids.split_at(ids.len() / 2);
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(move || scan_streams(&first, low, visit));
+            let b = scan_streams(&second, high, visit);
+            (a.join().expect("the reading thread does not panic"), b)
+        });
+        a.and(b).map_err(|e| self.err(e))
+    }
+
+    /// Models (and service tiers) seen in stored requests, per UTC day, with their row counts.
+    pub fn models_by_day(&self) -> Result<Vec<ModelDay>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT provider, request_model, response_model, service_tier, batch, ts_ms / 86400000, count(*)
+                 FROM request GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ModelDay {
+                    provider: r.get(0)?,
+                    request_model: r.get(1)?,
+                    response_model: r.get(2)?,
+                    service_tier: r.get(3)?,
+                    batch: r.get::<_, i64>(4)? != 0,
+                    day: r.get(5)?,
+                    rows: r.get::<_, i64>(6)? as u64,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// How many request rows the state holds.
+    pub fn request_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM request", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Full stored rows (with messages, output and checkpoints) matching `filter`, in insertion order.
+    pub fn request_rows(&self, filter: &RequestFilter) -> Result<Vec<RequestRow>, StoreError> {
+        let (condition, values) = where_clause(filter);
+        let sql = format!("SELECT {ROW_COLUMNS} FROM request{condition}");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), row_from_sql).map_err(|e| self.err(e))?;
+        let mut out: Vec<(i64, RequestRow)> = rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
+        let mut events = self
+            .conn
+            .prepare_cached("SELECT t_ms, tokens, text FROM stream_event WHERE request_id = ?1 ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        for (id, row) in &mut out {
+            let stream = events
+                .query_map([*id], |r| {
+                    Ok(crate::trace::model::StreamCheckpoint {
+                        t_ms: r.get::<_, i64>(0)?.max(0) as u64,
+                        tokens: r.get::<_, i64>(1)?.clamp(0, u32::MAX as i64) as u32,
+                        text: r.get(2)?,
+                    })
+                })
+                .map_err(|e| self.err(e))?;
+            row.stream = stream.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
+        }
+        Ok(out.into_iter().map(|(_, row)| row).collect())
+    }
+}
+
+/// Requests per read below which one connection reads everything (a second costs more than it saves).
+/// (Tiny in unit tests, so that they cover the parallel path.)
+const PARALLEL_ROWS: i64 = if cfg!(test) { 8 } else { 100_000 };
+const PARALLEL_STREAMS: usize = if cfg!(test) { 4 } else { 10_000 };
+
+/// Pragmas of the extra read connections: map up to 4 GB of the file, and a modest page cache.
+const READ_PRAGMAS: &str = "PRAGMA mmap_size = 4294967296; PRAGMA cache_size = -32768;";
+
+/// The calls with ids in `lo..=hi` matching `filter`.
+fn read_calls(conn: &Connection, filter: &RequestFilter, lo: i64, hi: i64) -> rusqlite::Result<Calls> {
+    let (condition, mut values) = where_clause(filter);
+    let range = format!("id BETWEEN ?{} AND ?{}", values.len() + 1, values.len() + 2);
+    values.push(rusqlite::types::Value::Integer(lo));
+    values.push(rusqlite::types::Value::Integer(hi));
+    let condition = if condition.is_empty() { format!(" WHERE {range}") } else { format!("{condition} AND {range}") };
+    let sql = format!("SELECT {CALL_COLUMNS} FROM request{condition}");
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+    let mut out = Calls::default();
+    let mut interner = Interner::default();
+    while let Some(row) = rows.next()? {
+        let call = call_from_row(row, &mut out.symbols, &mut interner)?;
+        out.calls.push(call);
+    }
+    Ok(out)
+}
+
+/// The checkpoints of the requests in `ids` (ascending), one request at a time.
+fn scan_streams(conn: &Connection, ids: &[i64], visit: &(dyn Fn(i64, Checkpoints<'_>) + Sync)) -> rusqlite::Result<()> {
+    let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+        return Ok(());
+    };
+    let mut stmt = conn.prepare(
+        "SELECT request_id, t_ms, tokens, text FROM stream_event WHERE request_id BETWEEN ?1 AND ?2
+                 ORDER BY request_id, seq",
+    )?;
+    let mut rows = stmt.query([first, last])?;
+    let mut chunks: Vec<Chunk> = Vec::new();
+    let mut text = String::new();
+    let mut current: Option<i64> = None;
+    let mut wanted = ids.iter().copied().peekable();
+    let flush = |id: i64, chunks: &mut Vec<Chunk>, text: &mut String| {
+        visit(id, Checkpoints { chunks, text });
+        chunks.clear();
+        text.clear();
+    };
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        if current != Some(id) {
+            if let Some(done) = current.take() {
+                flush(done, &mut chunks, &mut text);
+            }
+            while wanted.next_if(|w| *w < id).is_some() {}
+            if wanted.peek() != Some(&id) {
+                continue;
+            }
+            current = Some(id);
+        }
+        let t_ms: i64 = row.get(1)?;
+        let tokens: i64 = row.get(2)?;
+        let range = match row.get_ref(3)? {
+            ValueRef::Text(bytes) => {
+                let from = text.len() as u32;
+                text.push_str(&String::from_utf8_lossy(bytes));
+                Some((from, text.len() as u32))
+            }
+            _ => None,
+        };
+        chunks.push(Chunk { t_ms: t_ms.max(0) as u64, tokens: tokens.clamp(0, u32::MAX as i64) as u32, text: range });
+    }
+    if let Some(done) = current {
+        flush(done, &mut chunks, &mut text);
+    }
+    Ok(())
+}
+
+/// Inserts many batches with few commits; see [`Store::request_writer`].
+pub struct RequestWriter<'s> {
+    store: &'s mut Store,
+    in_transaction: bool,
+    since_commit: usize,
+}
+
+impl RequestWriter<'_> {
+    /// Inserts a batch (like [`Store::insert_requests`]); commits when enough rows are pending.
+    pub fn insert(&mut self, batch: &[NewRequest<'_>]) -> Result<Vec<Inserted>, StoreError> {
+        if !self.in_transaction {
+            self.store.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.store.err(e))?;
+            self.in_transaction = true;
+        }
+        let outcome = insert_requests_in(&self.store.conn, batch).map_err(|e| self.store.err(e))?;
+        self.since_commit += batch.len();
+        if self.since_commit >= ROWS_PER_COMMIT {
+            self.commit()?;
+        }
+        Ok(outcome)
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if self.in_transaction {
+            self.store.conn.execute_batch("COMMIT").map_err(|e| self.store.err(e))?;
+            self.in_transaction = false;
+            self.since_commit = 0;
+        }
+        Ok(())
+    }
+
+    /// Commits what is pending.
+    pub fn finish(mut self) -> Result<(), StoreError> {
+        self.commit()
+    }
+}
+
+impl Drop for RequestWriter<'_> {
+    fn drop(&mut self) {
+        if self.in_transaction {
+            let _ = self.store.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// A model and tier seen on a day, with its row count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelDay {
+    pub provider: String,
+    pub request_model: String,
+    pub response_model: Option<String>,
+    pub service_tier: Option<String>,
+    pub batch: bool,
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    pub rows: u64,
+}
+
+/// Inserts a batch inside a caller's transaction, so that other writers (eval runs recording a sample
+/// and its attempts) can make it part of their own commit. Outcomes come back in batch order.
+pub(crate) fn insert_requests_in(tx: &Connection, batch: &[NewRequest<'_>]) -> rusqlite::Result<Vec<Inserted>> {
+    let mut insert = tx.prepare_cached(INSERT_REQUEST)?;
+    let mut insert_event = tx.prepare_cached(INSERT_EVENT)?;
+    let mut existing = tx.prepare_cached("SELECT id, content_hash FROM request WHERE source_key = ?1")?;
+    // Inserting in key order touches the key index's pages one after another instead of at random.
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_unstable_by_key(|&i| batch[i].key);
+    let mut out = vec![Inserted::New(0); batch.len()];
+    for index in order {
+        let new = &batch[index];
+        let r = new.row;
+        let u = &r.usage;
+        let messages =
+            if r.messages.is_empty() { None } else { Some(serde_json::to_string(&r.messages).unwrap_or_default()) };
+        let changed = insert.execute(params![
+            new.source.as_str(),
+            new.key,
+            new.content_hash,
+            r.ts.as_millisecond(),
+            r.provider,
+            r.request_model,
+            r.response_model,
+            r.project,
+            r.api_key_ref,
+            r.tenant_id,
+            r.conversation_id,
+            r.trace_id,
+            r.span_id,
+            r.logical_request_id,
+            r.attempt,
+            status_str(r.status),
+            r.streamed,
+            usage_source_str(r.usage_source),
+            u.input_total as i64,
+            u.input_uncached as i64,
+            u.cache_read as i64,
+            u.cache_write_5m as i64,
+            u.cache_write_1h as i64,
+            u.output_total as i64,
+            u.reasoning as i64,
+            r.service_tier,
+            r.batch,
+            r.latency_ms.map(|v| v as i64),
+            r.ttft_ms.map(|v| v as i64),
+            r.prompt_name,
+            r.prompt_version,
+            r.finish_reason,
+            r.error,
+            messages,
+            r.output,
+        ])?;
+        if changed == 0 {
+            let (id, stored_hash): (i64, Option<String>) =
+                existing.query_row([new.key], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let same = match (new.content_hash, stored_hash.as_deref()) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            };
+            out[index] = if same { Inserted::Duplicate(id) } else { Inserted::Conflict(id) };
+            continue;
+        }
+        let id = tx.last_insert_rowid();
+        for (seq, c) in r.stream.iter().enumerate() {
+            insert_event.execute(params![id, seq as i64, c.t_ms as i64, c.tokens as i64, c.text])?;
+        }
+        out[index] = Inserted::New(id);
+    }
+    Ok(out)
+}
+
+fn status_str(status: RequestStatus) -> &'static str {
+    match status {
+        RequestStatus::Ok => "ok",
+        RequestStatus::Error => "error",
+        RequestStatus::Timeout => "timeout",
+        RequestStatus::Aborted => "aborted",
+    }
+}
+
+fn parse_status(text: &[u8]) -> RequestStatus {
+    match text {
+        b"error" => RequestStatus::Error,
+        b"timeout" => RequestStatus::Timeout,
+        b"aborted" => RequestStatus::Aborted,
+        _ => RequestStatus::Ok,
+    }
+}
+
+fn usage_source_str(source: UsageSource) -> &'static str {
+    match source {
+        UsageSource::Provider => "provider",
+        UsageSource::Estimated => "estimated",
+        UsageSource::Missing => "missing",
+    }
+}
+
+fn parse_usage_source(text: &[u8]) -> UsageSource {
+    match text {
+        b"estimated" => UsageSource::Estimated,
+        b"missing" => UsageSource::Missing,
+        _ => UsageSource::Provider,
+    }
+}
+
+fn where_clause(filter: &RequestFilter) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut conditions = Vec::new();
+    let mut values = Vec::new();
+    if let Some(since) = filter.since {
+        values.push(Value::Integer(since.as_millisecond()));
+        conditions.push(format!("ts_ms >= ?{}", values.len()));
+    }
+    if let Some(until) = filter.until {
+        values.push(Value::Integer(until.as_millisecond()));
+        conditions.push(format!("ts_ms < ?{}", values.len()));
+    }
+    if let Some(source) = &filter.source {
+        values.push(Value::Text(source.clone()));
+        conditions.push(format!("source = ?{}", values.len()));
+    }
+    if let Some(model) = &filter.model {
+        values.push(Value::Text(model.clone()));
+        let n = values.len();
+        conditions.push(format!("(request_model = ?{n} OR provider || ':' || request_model = ?{n})"));
+    }
+    if let Some(prompt) = &filter.prompt {
+        values.push(Value::Text(prompt.clone()));
+        conditions.push(format!("prompt_name = ?{}", values.len()));
+    }
+    let condition = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+    (condition, values)
+}
+
+const CALL_COLUMNS: &str =
+    "id, ts_ms, provider, request_model, response_model, tenant_id, conversation_id, prompt_name,
+    prompt_version, logical_request_id, attempt, status, streamed, usage_source, input_total, input_uncached,
+    cache_read, cache_write_5m, cache_write_1h, output_total, reasoning, service_tier, batch, latency_ms, ttft_ms,
+    finish_reason";
+
+/// Interning that skips the hash lookup when a column repeats the previous row's value, as model,
+/// provider and prompt columns mostly do.
+#[derive(Default)]
+struct Interner {
+    /// By column index: the last value seen and its symbol.
+    last: Vec<Option<(Vec<u8>, crate::trace::records::Sym)>>,
+}
+
+impl Interner {
+    fn sym(
+        &mut self,
+        row: &Row<'_>,
+        column: usize,
+        symbols: &mut Symbols,
+    ) -> rusqlite::Result<Option<crate::trace::records::Sym>> {
+        let ValueRef::Text(bytes) = row.get_ref(column)? else {
+            return Ok(None);
+        };
+        if self.last.len() <= column {
+            self.last.resize(column + 1, None);
+        }
+        if let Some((last, sym)) = &self.last[column]
+            && last.as_slice() == bytes
+        {
+            return Ok(Some(*sym));
+        }
+        let sym = match std::str::from_utf8(bytes) {
+            Ok(text) => symbols.intern(text),
+            Err(_) => symbols.intern(&String::from_utf8_lossy(bytes)),
+        };
+        match &mut self.last[column] {
+            Some((last, slot)) => {
+                last.clear();
+                last.extend_from_slice(bytes);
+                *slot = sym;
+            }
+            empty => *empty = Some((bytes.to_vec(), sym)),
+        }
+        Ok(Some(sym))
+    }
+}
+
+fn int(row: &Row<'_>, column: usize) -> rusqlite::Result<i64> {
+    row.get(column)
+}
+
+fn count(row: &Row<'_>, column: usize) -> rusqlite::Result<u64> {
+    Ok(int(row, column)?.max(0) as u64)
+}
+
+fn opt_u32(row: &Row<'_>, column: usize) -> rusqlite::Result<Option<u32>> {
+    Ok(row.get::<_, Option<i64>>(column)?.map(|v| v.clamp(0, u32::MAX as i64) as u32))
+}
+
+fn text_bytes<'r>(row: &'r Row<'_>, column: usize) -> rusqlite::Result<&'r [u8]> {
+    match row.get_ref(column)? {
+        ValueRef::Text(bytes) => Ok(bytes),
+        _ => Ok(b""),
+    }
+}
+
+fn call_from_row(row: &Row<'_>, symbols: &mut Symbols, interner: &mut Interner) -> rusqlite::Result<Call> {
+    let required = |interner: &mut Interner, symbols: &mut Symbols, column: usize| {
+        interner.sym(row, column, symbols).map(|s| s.unwrap_or_else(|| symbols.intern("")))
+    };
+    let logical = match row.get_ref(9)? {
+        ValueRef::Text(bytes) => Some(logical_hash(&String::from_utf8_lossy(bytes))),
+        _ => None,
+    };
+    Ok(Call {
+        id: int(row, 0)?,
+        ts_ms: int(row, 1)?,
+        provider: required(interner, symbols, 2)?,
+        request_model: required(interner, symbols, 3)?,
+        response_model: interner.sym(row, 4, symbols)?,
+        tenant: interner.sym(row, 5, symbols)?,
+        conversation: interner.sym(row, 6, symbols)?,
+        prompt_name: interner.sym(row, 7, symbols)?,
+        prompt_version: interner.sym(row, 8, symbols)?,
+        logical,
+        attempt: int(row, 10)?.clamp(1, u32::MAX as i64) as u32,
+        status: parse_status(text_bytes(row, 11)?),
+        streamed: int(row, 12)? != 0,
+        usage_source: parse_usage_source(text_bytes(row, 13)?),
+        usage: Usage {
+            input_total: count(row, 14)?,
+            input_uncached: count(row, 15)?,
+            cache_read: count(row, 16)?,
+            cache_write_5m: count(row, 17)?,
+            cache_write_1h: count(row, 18)?,
+            output_total: count(row, 19)?,
+            reasoning: count(row, 20)?,
+        },
+        service_tier: interner.sym(row, 21, symbols)?,
+        batch: int(row, 22)? != 0,
+        latency_ms: opt_u32(row, 23)?,
+        ttft_ms: opt_u32(row, 24)?,
+        finish_reason: interner.sym(row, 25, symbols)?,
+    })
+}
+
+const ROW_COLUMNS: &str = "id, ts_ms, provider, request_model, response_model, project, api_key_ref, tenant_id,
+    conversation_id, trace_id, span_id, logical_request_id, attempt, status, streamed, usage_source, input_total,
+    input_uncached, cache_read, cache_write_5m, cache_write_1h, output_total, reasoning, service_tier, batch,
+    latency_ms, ttft_ms, prompt_name, prompt_version, finish_reason, error, messages, output";
+
+fn row_from_sql(r: &Row<'_>) -> rusqlite::Result<(i64, RequestRow)> {
+    let ts = jiff::Timestamp::from_millisecond(r.get(1)?).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let messages: Option<String> = r.get(31)?;
+    Ok((
+        r.get(0)?,
+        RequestRow {
+            ts,
+            provider: r.get(2)?,
+            request_model: r.get(3)?,
+            response_model: r.get(4)?,
+            project: r.get(5)?,
+            api_key_ref: r.get(6)?,
+            tenant_id: r.get(7)?,
+            conversation_id: r.get(8)?,
+            trace_id: r.get(9)?,
+            span_id: r.get(10)?,
+            logical_request_id: r.get(11)?,
+            attempt: r.get::<_, i64>(12)?.clamp(1, u32::MAX as i64) as u32,
+            status: parse_status(text_bytes(r, 13)?),
+            streamed: r.get::<_, i64>(14)? != 0,
+            usage_source: parse_usage_source(text_bytes(r, 15)?),
+            usage: Usage {
+                input_total: count(r, 16)?,
+                input_uncached: count(r, 17)?,
+                cache_read: count(r, 18)?,
+                cache_write_5m: count(r, 19)?,
+                cache_write_1h: count(r, 20)?,
+                output_total: count(r, 21)?,
+                reasoning: count(r, 22)?,
+            },
+            service_tier: r.get(23)?,
+            batch: r.get::<_, i64>(24)? != 0,
+            latency_ms: r.get::<_, Option<i64>>(25)?.map(|v| v.max(0) as u64),
+            ttft_ms: r.get::<_, Option<i64>>(26)?.map(|v| v.max(0) as u64),
+            prompt_name: r.get(27)?,
+            prompt_version: r.get(28)?,
+            finish_reason: r.get(29)?,
+            error: r.get(30)?,
+            messages: messages.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or_default(),
+            output: r.get(32)?,
+            stream: Vec::new(),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::model::StreamCheckpoint;
+
+    fn row(model: &str, input: u64) -> RequestRow {
+        RequestRow {
+            ts: "2026-10-01T12:00:00Z".parse().unwrap(),
+            provider: "openai".into(),
+            request_model: model.into(),
+            response_model: None,
+            project: None,
+            api_key_ref: None,
+            tenant_id: Some("acme".into()),
+            conversation_id: Some("c-1".into()),
+            trace_id: Some("t".into()),
+            span_id: Some("s".into()),
+            logical_request_id: Some("l-1".into()),
+            attempt: 1,
+            status: RequestStatus::Ok,
+            streamed: true,
+            usage_source: UsageSource::Provider,
+            usage: Usage::from_inclusive(input, 100, 0, 20, 5),
+            service_tier: None,
+            batch: false,
+            latency_ms: Some(900),
+            ttft_ms: Some(300),
+            prompt_name: Some("support-reply".into()),
+            prompt_version: Some("abc".into()),
+            finish_reason: Some("stop".into()),
+            error: None,
+            messages: vec![crate::trace::model::Message { role: "user".into(), content: "hi".into() }],
+            output: Some("hello there".into()),
+            stream: vec![
+                StreamCheckpoint { t_ms: 300, tokens: 2, text: Some("hello".into()) },
+                StreamCheckpoint { t_ms: 320, tokens: 3, text: None },
+            ],
+        }
+    }
+
+    #[test]
+    fn inserts_are_idempotent_and_conflicts_are_told_apart() {
+        let mut store = Store::open_in_memory().unwrap();
+        let a = row("gpt-4o", 500);
+        let b = row("gpt-4o", 600);
+        let new = |key, hash, row| NewRequest { source: RequestSource::Import, key, content_hash: Some(hash), row };
+        let first = store.insert_requests(&[new("span:t/s", "h1", &a)]).unwrap();
+        assert!(matches!(first[0], Inserted::New(_)));
+        let again = store.insert_requests(&[new("span:t/s", "h1", &a), new("span:t/s", "h2", &b)]).unwrap();
+        assert_eq!(again, [Inserted::Duplicate(first[0].id()), Inserted::Conflict(first[0].id())]);
+        assert_eq!(store.request_count().unwrap(), 1);
+        let eval = NewRequest { source: RequestSource::Eval, key: "eval:r-1/case/0/1", content_hash: None, row: &b };
+        assert!(matches!(store.insert_requests(&[eval]).unwrap()[0], Inserted::New(_)));
+        assert_eq!(store.request_count().unwrap(), 2);
+    }
+
+    #[test]
+    fn rows_read_back_as_written() {
+        let mut store = Store::open_in_memory().unwrap();
+        let a = row("gpt-4o", 500);
+        let new = NewRequest { source: RequestSource::Import, key: "k", content_hash: None, row: &a };
+        store.insert_requests(&[new]).unwrap();
+        let back = store.request_rows(&RequestFilter::default()).unwrap();
+        assert_eq!(back, std::slice::from_ref(&a));
+        let calls = store.calls(&RequestFilter::default()).unwrap();
+        let call = calls.calls[0];
+        assert_eq!(calls.model_key(&call), "openai:gpt-4o");
+        assert_eq!(call.usage, a.usage);
+        assert_eq!(call.logical, Some(logical_hash("l-1")));
+        assert_eq!(calls.name(call.conversation.unwrap()), "c-1");
+        let mut seen = Vec::new();
+        let collected = std::sync::Mutex::new(Vec::new());
+        store
+            .for_each_stream(&[call.id], &|id, cp| {
+                let texts: Vec<Option<String>> =
+                    cp.chunks.iter().map(|c| cp.chunk_text(c).map(str::to_string)).collect();
+                collected.lock().unwrap().push((id, cp.chunks.len(), texts));
+            })
+            .unwrap();
+        seen.extend(collected.into_inner().unwrap());
+        assert_eq!(seen, [(call.id, 2, vec![Some("hello".to_string()), None])]);
+    }
+
+    #[test]
+    fn a_state_file_read_in_two_halves_reads_like_one() {
+        use crate::trace::generate::{GenerateConfig, generate};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store =
+            Store::open(&dir.path().join("state.db"), crate::store::OpenMode::CreateIfMissing, false).unwrap();
+        let rows: Vec<RequestRow> =
+            generate(&GenerateConfig { conversations: 12, messages: false, ..GenerateConfig::default() })
+                .map(|g| g.row)
+                .collect();
+        let keys: Vec<String> = (0..rows.len()).map(|i| format!("k{i}")).collect();
+        let batch: Vec<NewRequest<'_>> = rows
+            .iter()
+            .zip(&keys)
+            .map(|(row, key)| NewRequest { source: RequestSource::Import, key, content_hash: None, row })
+            .collect();
+        store.insert_requests(&batch).unwrap();
+        let parallel = store.calls(&RequestFilter::default()).unwrap();
+        let (lo, hi) = (parallel.calls[0].id, parallel.calls.last().unwrap().id);
+        let single = read_calls(&store.conn, &RequestFilter::default(), lo, hi).unwrap();
+        assert_eq!(parallel.calls.len(), rows.len());
+        for (p, s) in parallel.calls.iter().zip(&single.calls) {
+            assert_eq!((p.id, p.usage, parallel.model_key(p)), (s.id, s.usage, single.model_key(s)));
+            assert_eq!(p.conversation.map(|c| parallel.name(c)), s.conversation.map(|c| single.name(c)));
+        }
+        let streamed: Vec<i64> = parallel.calls.iter().filter(|c| c.streamed).map(|c| c.id).collect();
+        assert!(streamed.len() > 8);
+        let seen = std::sync::Mutex::new(Vec::new());
+        store
+            .for_each_stream(&streamed, &|id, cp| {
+                seen.lock().unwrap().push((id, cp.chunks.len(), cp.text.len()));
+            })
+            .unwrap();
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort();
+        // Rows are inserted in key order, so ids follow the stored rows, not the generated order.
+        let stored = store.request_rows(&RequestFilter::default()).unwrap();
+        let expected: Vec<(i64, usize, usize)> = parallel
+            .calls
+            .iter()
+            .zip(&stored)
+            .filter(|(c, r)| c.streamed && !r.stream.is_empty())
+            .map(|(c, r)| (c.id, r.stream.len(), r.stream.iter().map(|s| s.text.as_deref().unwrap_or("").len()).sum()))
+            .collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn filters_select_by_time_model_and_prompt() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut a = row("gpt-4o", 500);
+        let mut b = row("gpt-4o-mini", 500);
+        b.ts = "2026-10-02T12:00:00Z".parse().unwrap();
+        b.prompt_name = Some("triage".into());
+        a.span_id = Some("a".into());
+        let batch = [
+            NewRequest { source: RequestSource::Import, key: "a", content_hash: None, row: &a },
+            NewRequest { source: RequestSource::Import, key: "b", content_hash: None, row: &b },
+        ];
+        store.insert_requests(&batch).unwrap();
+        let count = |f: RequestFilter| store.calls(&f).unwrap().calls.len();
+        assert_eq!(count(RequestFilter::default()), 2);
+        assert_eq!(
+            count(RequestFilter { since: Some("2026-10-02T00:00:00Z".parse().unwrap()), ..Default::default() }),
+            1
+        );
+        assert_eq!(
+            count(RequestFilter { until: Some("2026-10-02T00:00:00Z".parse().unwrap()), ..Default::default() }),
+            1
+        );
+        assert_eq!(count(RequestFilter { model: Some("openai:gpt-4o".into()), ..Default::default() }), 1);
+        assert_eq!(count(RequestFilter { prompt: Some("triage".into()), ..Default::default() }), 1);
+        let days = store.models_by_day().unwrap();
+        assert_eq!(days.len(), 2);
+        let day: jiff::Timestamp = "2026-10-01T00:00:00Z".parse().unwrap();
+        assert_eq!(days[0].day, day.as_millisecond() / 86_400_000);
+    }
+}
