@@ -12,8 +12,8 @@ use super::output::{Style, paint};
 use crate::diag::read_text_file;
 use crate::prompt::{Prompt, relative_to};
 use crate::scan::{
-    Finding, PromptInput, ScanConfig, ScanError, ScanInputs, ScanReport, Scanner, Severity, SourceFile, baseline_ids,
-    examples_path_of,
+    Finding, PromptInput, ScanConfig, ScanError, ScanInputs, ScanReport, Scanner, Severity, SourceFile, TraceRef,
+    baseline_ids, examples_path_of,
 };
 use crate::store::OpenMode;
 
@@ -23,6 +23,11 @@ use crate::store::OpenMode;
 PATH is a directory (every .prompt file below it, its examples file and provenance.yaml files) or a
 .prompt file; finding paths are relative to it. Traces are promptctl JSONL (gzip allowed). Scopes,
 rendered turns, rules and suppressions come from [scan] in promptctl.toml (see docs/scan.md).
+
+When the state file exists, the request rows imported into it (`promptctl trace import`) that carry
+messages or an output are scanned too, after the --traces files; --no-stored-traces skips them. The
+summary counts records from files and from the state apart. A finding's tenant evidence names its first
+trace: file:line for a trace file, the trace id for a row of the state.
 
 Findings store and print only a redacted preview and an HMAC of the matched value. The HMAC key is
 $PROMPTCTL_SCAN_KEY when set (use a CI secret so finding ids stay the same across machines), else the
@@ -58,6 +63,10 @@ pub struct ScanArgs {
     /// A previous `--format json` report: only findings not in it are reported
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+
+    /// Do not scan the request rows imported into the state file (`trace import`)
+    #[arg(long)]
+    pub no_stored_traces: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,12 +88,18 @@ impl SeverityArg {
     }
 }
 
+/// Request rows read from the state per chunk: a few MB of text at most, scanned before the next is read.
+const STORED_ROWS_PER_CHUNK: usize = 4096;
+
 /// Directories never worth scanning: build output, dependencies, VCS data.
 const SKIPPED_DIRS: &[&str] = &["target", "node_modules", ".git", ".promptctl"];
 
 pub fn run(ctx: &mut Context, args: ScanArgs) -> CmdResult {
     let (config, config_dir) = load_config(ctx, args.config.as_deref())?;
     let roots = if args.paths.is_empty() { vec![ctx.cwd().to_path_buf()] } else { args.paths.clone() };
+    // Checked before the store is opened (which creates it for the HMAC key): a state file made by this
+    // run has no imported rows to scan.
+    let state_existed = ctx.state_path().0.exists();
     let mut store = ctx.open_store(OpenMode::CreateIfMissing)?;
     let key = hmac_key(&mut store)?;
     let mut inputs = ScanInputs { options: config.options(), ..Default::default() };
@@ -104,6 +119,9 @@ pub fn run(ctx: &mut Context, args: ScanArgs) -> CmdResult {
         let shown = ctx.display_path(&path);
         let reader = open_maybe_gzip(&path).map_err(|e| CliError::input(format!("{shown}: cannot read: {e}")))?;
         scanner.scan_reader(&shown, reader, &mut tally).map_err(scan_error)?;
+    }
+    if state_existed && !args.no_stored_traces {
+        store.scan_request_rows(STORED_ROWS_PER_CHUNK, |rows| scanner.scan_records(rows, &mut tally))?;
     }
     let mut report = scanner.finish(tally, &key);
     let today = jiff::tz::Offset::UTC.to_datetime(jiff::Timestamp::now()).date();
@@ -311,8 +329,16 @@ fn print_human(ctx: &mut Context, report: &ScanReport, fail_on: Severity) -> std
                 ctx.out.line(&paint(color, Style::Dim, &format!("             {}", f.message)))?;
             }
             if !f.tenants.is_empty() {
-                let tenants: Vec<String> =
-                    f.tenants.iter().map(|t| format!("{} ({}, {} traces)", t.id, t.role, t.n_traces)).collect();
+                // Common phrasing lists up to 20 tenants; where each one's first trace was is noise there.
+                let located = f.severity > Severity::Info;
+                let tenants: Vec<String> = f
+                    .tenants
+                    .iter()
+                    .map(|t| match t.first_trace.as_ref().filter(|_| located) {
+                        Some(at) => format!("{} ({}, {} traces, first {})", t.id, t.role, t.n_traces, trace_place(at)),
+                        None => format!("{} ({}, {} traces)", t.id, t.role, t.n_traces),
+                    })
+                    .collect();
                 ctx.out.line(&format!("             tenants: {}", tenants.join(", ")))?;
             }
         }
@@ -325,6 +351,12 @@ fn print_human(ctx: &mut Context, report: &ScanReport, fail_on: Severity) -> std
         "{} critical, {} high, {} medium, {} low, {} info · {} files · {} trace records",
         s.critical, s.high, s.medium, s.low, s.info, s.files, s.trace_records
     );
+    if s.trace_records_from_state > 0 {
+        summary.push_str(&format!(
+            " ({} from files, {} from the state)",
+            s.trace_records_from_files, s.trace_records_from_state
+        ));
+    }
     if s.bad_lines > 0 {
         summary.push_str(&format!(" · {} bad trace lines (see --format json)", s.bad_lines));
     }
@@ -336,6 +368,15 @@ fn print_human(ctx: &mut Context, report: &ScanReport, fail_on: Severity) -> std
         ctx.out.line(&paint(color, Style::Red, &format!("failed: findings at or above {}", fail_on.as_str())))?;
     }
     Ok(())
+}
+
+/// `traces.jsonl:12` for a trace file; `trace 4bf92f… (state)` for a request row of the state file.
+fn trace_place(at: &TraceRef) -> String {
+    match (&at.path, at.line) {
+        (Some(path), Some(line)) => format!("{path}:{line}"),
+        (Some(path), None) => path.clone(),
+        _ => format!("trace {} (state)", at.trace_id.as_deref().unwrap_or("without id")),
+    }
 }
 
 fn severity_style(severity: Severity) -> Style {

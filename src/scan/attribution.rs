@@ -24,7 +24,7 @@ pub fn overlap_drafts(side: &PromptSide, tally: &TraceTally) -> Vec<Draft> {
     let mut out = Vec::new();
     for (example, evidence) in evidence_by_example(tally) {
         let example = &side.examples[example as usize];
-        out.extend(judge_example(side, example, &evidence, threshold));
+        out.extend(judge_example(side, tally, example, &evidence, threshold));
     }
     out
 }
@@ -101,12 +101,13 @@ fn parties<'t>(evidence: &ExampleEvidence<'t>) -> Parties<'t> {
 
 fn judge_example(
     side: &PromptSide,
+    tally: &TraceTally,
     example: &ExampleRef,
     evidence: &ExampleEvidence<'_>,
     threshold: usize,
 ) -> Vec<Draft> {
     let p = parties(evidence);
-    let tenants = tenant_hits(evidence);
+    let tenants = tenant_hits(tally, evidence);
     if p.data_tenants.len() >= threshold {
         let mut shown = tenants;
         shown.truncate(COMMON_TENANTS_SHOWN);
@@ -140,7 +141,7 @@ fn judge_example(
         );
         out.push(overlap_draft(side, example, "fewshot.entity_overlap", Severity::Medium, tenants, message));
     }
-    out.extend(provenance_mismatch(side, example, &p, evidence));
+    out.extend(provenance_mismatch(side, tally, example, &p, evidence));
     out
 }
 
@@ -169,13 +170,14 @@ fn served_beyond(side: &PromptSide, example: &ExampleRef, origin: &BTreeSet<&str
         .any(|&i| side.prompts[i].served_tenants().is_none_or(|s| s.iter().any(|t| !origin.contains(t.as_str()))))
 }
 
-fn tenant_hits(evidence: &ExampleEvidence<'_>) -> Vec<TenantHit> {
+fn tenant_hits(tally: &TraceTally, evidence: &ExampleEvidence<'_>) -> Vec<TenantHit> {
     evidence
         .iter()
         .map(|&(tenant, role, ev)| TenantHit {
             id: tenant.to_string(),
             role: role.as_str().to_string(),
             n_traces: ev.n_traces,
+            first_trace: ev.first.as_ref().map(|at| tally.trace_ref(at)),
         })
         .collect()
 }
@@ -207,6 +209,7 @@ fn overlap_draft(
 /// overlaps with exactly one tenant's own data.
 fn provenance_mismatch(
     side: &PromptSide,
+    tally: &TraceTally,
     example: &ExampleRef,
     p: &Parties<'_>,
     evidence: &ExampleEvidence<'_>,
@@ -237,12 +240,11 @@ fn provenance_mismatch(
         ),
     );
     // The tenant's own traces that carry the text before deploy: the evidence behind "exclusively".
-    let n_traces = evidence
-        .iter()
-        .filter(|(t, role, _)| *t == tenant && matches!(role, Role::User | Role::Tool))
-        .map(|(_, _, ev)| ev.before_deploy + ev.unknown_time)
-        .sum();
-    draft.tenants = vec![TenantHit { id: tenant.to_string(), role: Role::User.as_str().to_string(), n_traces }];
+    let own = || evidence.iter().filter(|(t, role, _)| *t == tenant && matches!(role, Role::User | Role::Tool));
+    let n_traces = own().map(|(_, _, ev)| ev.before_deploy + ev.unknown_time).sum();
+    let first_trace = own().filter_map(|(_, _, ev)| ev.first.as_ref()).min().map(|at| tally.trace_ref(at));
+    draft.tenants =
+        vec![TenantHit { id: tenant.to_string(), role: Role::User.as_str().to_string(), n_traces, first_trace }];
     Some(draft)
 }
 

@@ -272,9 +272,13 @@ fn check_provenance(examples: &[ExampleRef], prompts: &[PromptMeta], manifests: 
             }
         }
     }
+    // One set of (directory, id), not a pass over every example per entry: that was quadratic (tens of
+    // seconds for a 10 MB prompt repo of 23,000 examples).
+    let present: std::collections::HashSet<(&str, &str)> =
+        examples.iter().map(|e| (parent_dir(&e.path), e.example.id.as_str())).collect();
     for manifest in manifests {
         for (entry, offset) in &manifest.entries {
-            let used = examples.iter().any(|e| parent_dir(&e.path) == manifest.dir && e.example.id == entry.id);
+            let used = present.contains(&(manifest.dir.as_str(), entry.id.as_str()));
             if !used {
                 out.push(orphan_entry(manifest, entry, *offset));
             }

@@ -66,6 +66,7 @@ pub use error::ScanError;
 pub use identity::value_hmac;
 pub use model::{
     BadLine, Finding, FindingKind, MAX_BAD_LINES, SCHEMA, ScanReport, Severity, Summary, SuppressedFinding, TenantHit,
+    TraceRef,
 };
 pub use sarif::FINGERPRINT_KEY;
 pub use suppress::{Suppression, SuppressionOutcome, baseline_ids, glob_match};
@@ -175,7 +176,9 @@ impl Scanner {
         tracescan::scan_reader(&self.side, path, reader, tally)
     }
 
-    /// Streams records the caller already has (e.g. rows of the store).
+    /// Streams request rows of the state file (records the caller already has); they count as
+    /// `trace_records_from_state` and are named by their `trace_id` (no path or line). Call it once per
+    /// scan, after the files.
     pub fn scan_records<I: IntoIterator<Item = TraceRecord>>(&self, records: I, tally: &mut TraceTally) {
         tracescan::scan_records(&self.side, records, tally);
     }
@@ -189,6 +192,8 @@ impl Scanner {
         let known_tenants = tally.tenants.keys().filter(|t| *t != UNKNOWN_TENANT).count();
         report.summary.files = self.side.files;
         report.summary.trace_records = tally.records;
+        report.summary.trace_records_from_files = tally.records_from_files;
+        report.summary.trace_records_from_state = tally.records_from_state;
         report.summary.bad_lines = tally.bad_lines;
         report.summary.records_without_tenant = tally.records_without_tenant;
         report.summary.tenants = known_tenants;

@@ -65,6 +65,30 @@ pub struct TenantHit {
     /// `user` or `tool` (the tenant's own data), `assistant` (what the model emitted, `output` included).
     pub role: String,
     pub n_traces: u64,
+    /// The first of those traces in scan order (trace files in the order given, then the state's rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_trace: Option<TraceRef>,
+}
+
+/// Where a trace record was read: a line of a trace file, or a request row of the state file (which has
+/// no file, path or line; its `trace_id` names it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TraceRef {
+    /// `file` or `state`.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The trace file as given on the command line; only for `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// 1-based line in `path`; only for `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+}
+
+impl TraceRef {
+    pub const FILE: &'static str = "file";
+    pub const STATE: &'static str = "state";
 }
 
 /// One finding. Never holds a raw secret, card number or IBAN: only `value_hmac` and `preview`.
@@ -130,7 +154,14 @@ pub struct Summary {
     pub info: usize,
     /// Prompt, examples and provenance files read.
     pub files: usize,
+    /// All trace records scanned: `trace_records_from_files` + `trace_records_from_state`.
     pub trace_records: u64,
+    /// Records read from the `--traces` files.
+    #[serde(default)]
+    pub trace_records_from_files: u64,
+    /// Request rows read from the state file (imported with `trace import`).
+    #[serde(default)]
+    pub trace_records_from_state: u64,
     /// Trace lines that were not JSON objects (see `bad_lines` for the first few).
     pub bad_lines: u64,
     /// Trace records without a tenant id; their hits are attributed to the tenant `(unknown)`.

@@ -75,24 +75,28 @@ pub struct PiiMatch {
     pub severity: Severity,
 }
 
+// ASCII word boundaries: with Unicode `\b` the regex engine cannot use its DFAs and runs the PikeVM
+// over every byte (0.8 MB/s on the examples of the budget's store). Every value here is ASCII.
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"\b[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b",
+        r"(?-u:\b)[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?-u:\b)",
     )
     .unwrap()
 });
 /// NANP with separators, `(415) 555-2671`, or international with `+`.
 static PHONE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)[ .-]?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b|\+\d{1,3}(?:[ .-]?\d){7,13}\b")
+    Regex::new(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)[ .-]?|(?-u:\b)\d{3}[ .-])\d{3}[ .-]\d{4}(?-u:\b)|\+\d{1,3}(?:[ .-]?\d){7,13}(?-u:\b)")
         .unwrap()
 });
 /// Ten bare digits: a phone number only when a context word says so.
-static BARE_PHONE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d{10}\b").unwrap());
-static CARD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b\d(?:[ -]?\d){12,18}\b").unwrap());
-static IBAN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b").unwrap());
-static SSN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d{3})[- ](\d{2})[- ](\d{4})\b").unwrap());
-static BARE_SSN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d{3})(\d{2})(\d{4})\b").unwrap());
-static IPV4: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b").unwrap());
+static BARE_PHONE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?-u:\b)\d{10}(?-u:\b)").unwrap());
+static CARD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?-u:\b)\d(?:[ -]?\d){12,18}(?-u:\b)").unwrap());
+static IBAN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?-u:\b)[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}(?-u:\b)").unwrap());
+static SSN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?-u:\b)(\d{3})[- ](\d{2})[- ](\d{4})(?-u:\b)").unwrap());
+static BARE_SSN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?-u:\b)(\d{3})(\d{2})(\d{4})(?-u:\b)").unwrap());
+static IPV4: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?-u:\b)(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?-u:\b)").unwrap());
 
 const PHONE_CONTEXT: &[&str] = &["phone", "call", "tel", "mobile", "cell", "whatsapp", "sms", "text me", "reach me"];
 const SSN_CONTEXT: &[&str] = &["ssn", "social security", "social sec", "taxpayer"];

@@ -109,11 +109,58 @@ fn result(finding: &Finding, rule_ids: &[&str], suppressed_because: Option<&str>
         .partial_fingerprints(fingerprints)
         .properties(properties)
         .build();
+    let related = related_locations(finding);
+    if !related.is_empty() {
+        result.related_locations = Some(related);
+    }
     if let Some(reason) = suppressed_because {
         let suppression = sarif::Suppression::builder().kind(json!("external")).justification(reason).build();
         result.suppressions = Some(vec![suppression]);
     }
     result
+}
+
+/// The first trace of each tenant hit: a line of a trace file (a physical location), or a request row of
+/// the state file, which has no file: a logical location named by its trace id.
+fn related_locations(finding: &Finding) -> Vec<sarif::Location> {
+    let mut out = Vec::new();
+    for hit in &finding.tenants {
+        let Some(at) = &hit.first_trace else { continue };
+        let what = format!("first trace of tenant {} ({})", hit.id, hit.role);
+        let location = match (&at.path, at.line) {
+            (Some(path), line) => {
+                let artifact = sarif::ArtifactLocation::builder().uri(path.clone()).build();
+                let physical = match line {
+                    Some(line) => sarif::PhysicalLocation::builder()
+                        .artifact_location(artifact)
+                        .region(sarif::Region::builder().start_line(line as i64).build())
+                        .build(),
+                    None => sarif::PhysicalLocation::builder().artifact_location(artifact).build(),
+                };
+                sarif::Location::builder()
+                    .id(out.len() as i64)
+                    .physical_location(physical)
+                    .message(sarif::Message::builder().text(what).build())
+                    .build()
+            }
+            (None, _) => {
+                let id = at.trace_id.clone().unwrap_or_default();
+                let logical = sarif::LogicalLocation::builder()
+                    .name(id.clone())
+                    .fully_qualified_name(format!("state/request/{id}"))
+                    .kind("resource")
+                    .build();
+                let text = format!("{what}: request row of the state file, trace {id}");
+                sarif::Location::builder()
+                    .id(out.len() as i64)
+                    .logical_locations(vec![logical])
+                    .message(sarif::Message::builder().text(text).build())
+                    .build()
+            }
+        };
+        out.push(location);
+    }
+    out
 }
 
 fn result_properties(finding: &Finding) -> BTreeMap<String, serde_json::Value> {

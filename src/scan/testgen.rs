@@ -3,8 +3,9 @@
 //! the scan knows and decoys that must stay quiet. The labels (what a correct scan reports at
 //! severity ≥ high) are kept apart from the scanned tree: [`Corpus::write_to`] writes them beside it.
 //!
-//! Used by the recall/precision test and by `benches/scan.rs`. Every planted secret is random text of
-//! the right shape, never an issued credential.
+//! Used by the recall/precision test and by `benches/scan.rs`; [`FewShotStore`] (in `store.rs`) is the
+//! same kind of repo at the scale of the performance budget, with trace files of any size. Every planted
+//! secret is random text of the right shape, never an issued credential.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,6 +15,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{PromptInput, ScanInputs, SourceFile};
+
+mod store;
+
+pub use store::{FewShotStore, PlantedOrigin, StoreShape, TraceFileStats, TraceMix, prompt_repo};
 
 /// SplitMix64: small, fast and stable across versions of everything.
 #[derive(Debug, Clone)]

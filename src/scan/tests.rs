@@ -328,6 +328,21 @@ fn records_api_matches_the_jsonl_path() {
             .collect::<Vec<_>>()
     };
     assert_eq!(overlap(&from_jsonl), overlap(&from_records));
+    assert_eq!(from_jsonl.summary.trace_records_from_files, from_jsonl.summary.trace_records);
+    assert_eq!(from_records.summary.trace_records_from_state, from_records.summary.trace_records);
+    assert_eq!(from_records.summary.trace_records_from_files, 0);
+    // The same first trace, named by file and line from the file, by trace id alone from the records.
+    let first = |r: &ScanReport| {
+        let f = find(r, "fewshot.tenant_overlap", "ex-04").expect("ex-04 overlap");
+        let hit = f.tenants.iter().find(|t| t.id == "brightside").expect("the origin tenant");
+        hit.first_trace.clone().expect("a first trace")
+    };
+    let (in_file, in_state) = (first(&from_jsonl), first(&from_records));
+    assert_eq!((in_file.source.as_str(), in_file.path.as_deref()), ("file", Some("traces.jsonl")));
+    assert!(in_file.line.is_some_and(|l| l >= 1));
+    assert_eq!((in_state.source.as_str(), in_state.path, in_state.line), ("state", None, None));
+    assert!(in_state.trace_id.is_some());
+    assert_eq!(in_state.trace_id, in_file.trace_id);
 }
 
 #[test]

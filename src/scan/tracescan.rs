@@ -64,8 +64,26 @@ impl Role {
     }
 }
 
+/// Where a record was read: `source` indexes [`TraceTally::sources`]; `position` is the line of a file
+/// or the 1-based sequence number of a stored row. Ordered by scan order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TraceAt {
+    pub source: u32,
+    pub position: u64,
+    pub trace_id: Option<String>,
+}
+
+/// A trace source of a scan, in the order they were scanned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceSource {
+    /// A trace file, as the caller named it.
+    File(String),
+    /// Request rows of the state file.
+    State,
+}
+
 /// When, relative to the example's deploy time, the traces that carried it were recorded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evidence {
     pub n_traces: u64,
     pub before_deploy: u64,
@@ -79,6 +97,8 @@ pub struct Evidence {
     /// Traces with only a weak entity value (a name).
     pub weak_entity: u64,
     pub longest_run_words: usize,
+    /// The first trace in scan order that carried it.
+    pub first: Option<TraceAt>,
 }
 
 impl Evidence {
@@ -91,6 +111,11 @@ impl Evidence {
         self.strong_entity += other.strong_entity;
         self.weak_entity += other.weak_entity;
         self.longest_run_words = self.longest_run_words.max(other.longest_run_words);
+        if let Some(theirs) = &other.first
+            && self.first.as_ref().is_none_or(|mine| theirs < mine)
+        {
+            self.first = Some(theirs.clone());
+        }
     }
 
     /// Whether any trace carrying it was recorded before the deploy (or at an unknown time).
@@ -107,6 +132,12 @@ impl Evidence {
 #[derive(Debug, Default, Clone)]
 pub struct TraceTally {
     pub records: u64,
+    /// Of `records`, those read from trace files and those from the state's request rows.
+    pub records_from_files: u64,
+    pub records_from_state: u64,
+    /// The sources scanned, in order; [`TraceAt::source`] indexes it. Only the tally a scan was started
+    /// with registers sources; the per-chunk tallies merged into it refer to its indices.
+    pub sources: Vec<TraceSource>,
     pub bad_lines: u64,
     pub bad_line_samples: Vec<BadLine>,
     pub records_without_tenant: u64,
@@ -119,6 +150,8 @@ pub struct TraceTally {
 impl TraceTally {
     pub fn merge(&mut self, other: TraceTally) {
         self.records += other.records;
+        self.records_from_files += other.records_from_files;
+        self.records_from_state += other.records_from_state;
         self.bad_lines += other.bad_lines;
         let room = MAX_BAD_LINES.saturating_sub(self.bad_line_samples.len());
         self.bad_line_samples.extend(other.bad_line_samples.into_iter().take(room));
@@ -132,6 +165,20 @@ impl TraceTally {
                 mine.entry(key).or_default().add(&ev);
             }
         }
+    }
+
+    fn add_source(&mut self, source: TraceSource) -> u32 {
+        self.sources.push(source);
+        (self.sources.len() - 1) as u32
+    }
+
+    /// A trace location as reported in findings.
+    pub fn trace_ref(&self, at: &TraceAt) -> crate::scan::TraceRef {
+        let (source, path, line) = match self.sources.get(at.source as usize) {
+            Some(TraceSource::File(path)) => (crate::scan::TraceRef::FILE, Some(path.clone()), Some(at.position)),
+            _ => (crate::scan::TraceRef::STATE, None, None),
+        };
+        crate::scan::TraceRef { source: source.to_string(), trace_id: at.trace_id.clone(), path, line }
     }
 
     fn bad_line(&mut self, path: &str, line: u64, message: String) {
@@ -201,6 +248,7 @@ pub fn scan_reader<R: Read>(
     mut reader: R,
     tally: &mut TraceTally,
 ) -> Result<(), ScanError> {
+    let source = tally.add_source(TraceSource::File(path.to_string()));
     let batch_len = rayon::current_num_threads().max(1) * 2;
     let mut carry = Vec::new();
     let mut next_line: u64 = 1;
@@ -219,7 +267,7 @@ pub fn scan_reader<R: Read>(
             next_line += lines;
         }
         let tallies: Vec<TraceTally> =
-            batch.par_iter().map(|(first_line, chunk)| scan_chunk(side, path, *first_line, chunk)).collect();
+            batch.par_iter().map(|(first_line, chunk)| scan_chunk(side, path, source, *first_line, chunk)).collect();
         for t in tallies {
             tally.merge(t);
         }
@@ -255,7 +303,7 @@ fn next_chunk<R: Read>(reader: &mut R, carry: &mut Vec<u8>) -> std::io::Result<(
     }
 }
 
-fn scan_chunk(side: &PromptSide, path: &str, first_line: u64, chunk: &[u8]) -> TraceTally {
+fn scan_chunk(side: &PromptSide, path: &str, source: u32, first_line: u64, chunk: &[u8]) -> TraceTally {
     let mut tally = TraceTally::default();
     let mut scratch = Scratch::default();
     for (i, raw) in chunk.split(|&b| b == b'\n').enumerate() {
@@ -269,28 +317,41 @@ fn scan_chunk(side: &PromptSide, path: &str, first_line: u64, chunk: &[u8]) -> T
             continue;
         };
         match parse_record(line, &side.options.tenant_field) {
-            Ok(record) => scan_view(side, &record, &mut scratch, &mut tally),
+            Ok(record) => {
+                let at =
+                    || TraceAt { source, position: line_no, trace_id: record.trace_id.as_deref().map(str::to_string) };
+                scan_view(side, &record, at, &mut scratch, &mut tally);
+            }
             Err(e) => tally.bad_line(path, line_no, describe_json_error(&e)),
         }
     }
+    tally.records_from_files = tally.records;
     tally
 }
 
 /// Scans owned records, in parallel batches.
 pub fn scan_records<I: IntoIterator<Item = TraceRecord>>(side: &PromptSide, records: I, tally: &mut TraceTally) {
+    let source = tally.add_source(TraceSource::State);
     let mut batch = Vec::with_capacity(4096);
     let mut records = records.into_iter().peekable();
+    let mut scanned: u64 = 0;
     while records.peek().is_some() {
         batch.clear();
         batch.extend(records.by_ref().take(4096));
+        let first = scanned + 1;
+        scanned += batch.len() as u64;
         let tallies: Vec<TraceTally> = batch
             .par_chunks(512)
-            .map(|chunk| {
+            .enumerate()
+            .map(|(i, chunk)| {
                 let mut t = TraceTally::default();
                 let mut scratch = Scratch::default();
-                for r in chunk {
-                    scan_owned(side, r, &mut scratch, &mut t);
+                for (j, r) in chunk.iter().enumerate() {
+                    let position = first + (i * 512 + j) as u64;
+                    let at = || TraceAt { source, position, trace_id: r.trace_id.clone() };
+                    scan_owned(side, r, at, &mut scratch, &mut t);
                 }
+                t.records_from_state = t.records;
                 t
             })
             .collect();
@@ -300,15 +361,27 @@ pub fn scan_records<I: IntoIterator<Item = TraceRecord>>(side: &PromptSide, reco
     }
 }
 
-fn scan_owned(side: &PromptSide, record: &TraceRecord, scratch: &mut Scratch, tally: &mut TraceTally) {
+fn scan_owned(
+    side: &PromptSide,
+    record: &TraceRecord,
+    at: impl Fn() -> TraceAt,
+    scratch: &mut Scratch,
+    tally: &mut TraceTally,
+) {
     let messages: Vec<(usize, &str, &str)> =
         record.messages.iter().enumerate().map(|(i, (r, c))| (i, r.as_str(), c.as_str())).collect();
     let mut texts = role_texts(side, record.prompt_name.as_deref(), &messages);
     texts.extend(record.output.as_deref().map(|text| RoleText { role: Role::Assistant, text }));
-    scan_texts(side, record.tenant_id.as_deref(), || record.ts, &texts, scratch, tally);
+    scan_texts(side, record.tenant_id.as_deref(), || record.ts, at, &texts, scratch, tally);
 }
 
-fn scan_view(side: &PromptSide, record: &RecordView<'_>, scratch: &mut Scratch, tally: &mut TraceTally) {
+fn scan_view(
+    side: &PromptSide,
+    record: &RecordView<'_>,
+    at: impl Fn() -> TraceAt,
+    scratch: &mut Scratch,
+    tally: &mut TraceTally,
+) {
     let messages: Vec<(usize, &str, &str)> = record
         .messages
         .iter()
@@ -323,7 +396,7 @@ fn scan_view(side: &PromptSide, record: &RecordView<'_>, scratch: &mut Scratch, 
     let mut texts = role_texts(side, record.prompt_name.as_deref(), &messages);
     texts.extend(record.output.parts().map(|text| RoleText { role: Role::Assistant, text }));
     let ts = || record.ts.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
-    scan_texts(side, record.tenant.as_deref(), ts, &texts, scratch, tally);
+    scan_texts(side, record.tenant.as_deref(), ts, at, &texts, scratch, tally);
 }
 
 /// The texts of a request that are not the served prompt: system/developer messages are dropped by
@@ -355,6 +428,7 @@ fn scan_texts(
     side: &PromptSide,
     tenant: Option<&str>,
     ts: impl Fn() -> Option<Timestamp>,
+    at: impl Fn() -> TraceAt,
     texts: &[RoleText<'_>],
     scratch: &mut Scratch,
     tally: &mut TraceTally,
@@ -374,8 +448,8 @@ fn scan_texts(
     if scratch.record_hits.is_empty() {
         return;
     }
-    let ts = ts();
-    record_evidence(side, tenant, ts, scratch, tally);
+    // Only records with hits pay for the time and the location.
+    record_evidence(side, tenant, ts(), at(), scratch, tally);
 }
 
 fn find_in_text(side: &PromptSide, text: &RoleText<'_>, scratch: &mut Scratch) {
@@ -397,7 +471,7 @@ fn find_in_text(side: &PromptSide, text: &RoleText<'_>, scratch: &mut Scratch) {
             Strength::Weak => Evidence { weak_entity: 1, ..Evidence::default() },
         };
         for &example in &entry.examples {
-            scratch.record_hits.push((example, text.role, ev));
+            scratch.record_hits.push((example, text.role, ev.clone()));
         }
     }
 }
@@ -407,6 +481,7 @@ fn record_evidence(
     side: &PromptSide,
     tenant: &str,
     ts: Option<Timestamp>,
+    at: TraceAt,
     scratch: &mut Scratch,
     tally: &mut TraceTally,
 ) {
@@ -417,8 +492,8 @@ fn record_evidence(
     }
     let per_tenant = tally.evidence.get_mut(tenant).expect("inserted above");
     for group in hits.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
-        let (example, role, _) = group[0];
-        let mut ev = Evidence { n_traces: 1, ..Evidence::default() };
+        let (example, role) = (group[0].0, group[0].1);
+        let mut ev = Evidence { n_traces: 1, first: Some(at.clone()), ..Evidence::default() };
         ev.shingle = u64::from(group.iter().any(|h| h.2.shingle > 0));
         ev.strong_entity = u64::from(group.iter().any(|h| h.2.strong_entity > 0));
         ev.weak_entity = u64::from(ev.strong_entity == 0 && group.iter().any(|h| h.2.weak_entity > 0));

@@ -7,6 +7,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row, params};
 
 use super::{Store, StoreError};
+use crate::scan::TraceRecord;
 use crate::trace::model::{RequestRow, RequestStatus, Usage, UsageSource};
 use crate::trace::records::{Call, CallIds, Calls, Checkpoints, Chunk, RequestFilter, Symbols, logical_hash};
 
@@ -206,6 +207,47 @@ impl Store {
             .query_row("SELECT count(*) FROM request", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(|e| self.err(e))
+    }
+
+    /// Imported request rows that carry messages or an output, as leak-scan records, in id order. Read
+    /// `chunk` rows at a time (a state of any size stays within a chunk's memory); `each` scans a chunk
+    /// before the next is read. Rows made by `eval run` are left out: they are promptctl's own requests,
+    /// not a tenant's traffic. Returns the number of rows read.
+    pub fn scan_request_rows(&self, chunk: usize, mut each: impl FnMut(Vec<TraceRecord>)) -> Result<u64, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, tenant_id, trace_id, ts_ms, prompt_name, messages, output FROM request
+                 WHERE id > ?1 AND source = 'import' AND (messages IS NOT NULL OR output IS NOT NULL)
+                 ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let (mut after, mut total) = (i64::MIN, 0u64);
+        loop {
+            let mut last = None;
+            let rows = stmt
+                .query_map(params![after, chunk.max(1) as i64], |r| {
+                    last = Some(r.get::<_, i64>(0)?);
+                    let messages: Option<String> = r.get(5)?;
+                    let messages: Vec<crate::trace::model::Message> =
+                        messages.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or_default();
+                    Ok(TraceRecord {
+                        tenant_id: r.get(1)?,
+                        trace_id: r.get(2)?,
+                        ts: jiff::Timestamp::from_millisecond(r.get(3)?).ok(),
+                        prompt_name: r.get(4)?,
+                        messages: messages.into_iter().map(|m| (m.role, m.content)).collect(),
+                        output: r.get(6)?,
+                    })
+                })
+                .map_err(|e| self.err(e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.err(e))?;
+            let Some(id) = last else { return Ok(total) };
+            total += rows.len() as u64;
+            after = id;
+            each(rows);
+        }
     }
 
     /// Full stored rows (with messages, output and checkpoints) matching `filter`, in insertion order.

@@ -145,3 +145,95 @@ fn non_utf8_and_unknown_rule_fields_are_input_errors() {
     assert!(stderr.contains("rules.yaml:6:5"), "{stderr}");
     assert!(stderr.contains("unknown key `kewords`; did you mean `keywords`?"), "{stderr}");
 }
+
+/// A finding's tenants as (tenant, role, traces).
+type Tenants = Vec<(String, String, u64)>;
+
+/// The overlap findings of a report, as (id, severity, tenants).
+fn overlap_findings(doc: &serde_json::Value) -> Vec<(String, String, Tenants)> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "overlap")
+        .map(|f| {
+            let tenants = f["tenants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    (
+                        t["id"].as_str().unwrap().into(),
+                        t["role"].as_str().unwrap().into(),
+                        t["n_traces"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            (f["id"].as_str().unwrap().into(), f["severity"].as_str().unwrap().into(), tenants)
+        })
+        .collect()
+}
+
+#[test]
+fn imported_rows_are_scanned_like_the_trace_file() {
+    let p = fixture();
+    // Before anything is imported the state holds no rows: no --traces, no overlap.
+    let empty = p.json_allowing(&["scan"], 1);
+    assert_eq!(empty["summary"]["trace_records"], 0);
+    assert!(overlap_findings(&empty).is_empty());
+
+    p.run(&["trace", "import", "traces.jsonl"], 0);
+    let from_file = p.json_allowing(&["scan", "--traces", "traces.jsonl", "--no-stored-traces"], 1);
+    let from_state = p.json_allowing(&["scan"], 1);
+    let overlap = overlap_findings(&from_state);
+    assert!(
+        overlap.iter().any(|(_, severity, tenants)| severity == "critical"
+            && tenants.iter().any(|t| t.0 == "acme-logistics")
+            && tenants.iter().any(|t| t.0 == "globex")),
+        "{overlap:#?}"
+    );
+    assert_eq!(overlap, overlap_findings(&from_file));
+
+    let (file_summary, state_summary) = (&from_file["summary"], &from_state["summary"]);
+    assert_eq!(file_summary["trace_records_from_files"], 52);
+    assert_eq!(file_summary["trace_records_from_state"], 0);
+    assert_eq!(state_summary["trace_records_from_files"], 0);
+    assert_eq!(state_summary["trace_records_from_state"], state_summary["trace_records"]);
+    assert!(state_summary["trace_records"].as_u64().unwrap() > 0);
+
+    // The origin's first trace: file and line from the file, the trace id alone from the state.
+    let first = |doc: &serde_json::Value| {
+        let f = doc["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "fewshot.tenant_overlap").unwrap();
+        f["tenants"].as_array().unwrap().iter().find(|t| t["id"] == "acme-logistics").unwrap()["first_trace"].clone()
+    };
+    let (in_file, in_state) = (first(&from_file), first(&from_state));
+    assert_eq!(in_file["source"], "file");
+    assert_eq!(in_file["path"], "traces.jsonl");
+    assert!(in_file["line"].as_u64().is_some());
+    assert_eq!(in_state["source"], "state");
+    assert!(in_state.get("path").is_none() && in_state.get("line").is_none(), "{in_state}");
+    assert_eq!(in_state["trace_id"], in_file["trace_id"]);
+
+    let (human, _) = p.run(&["scan"], 1);
+    let trace_id = in_state["trace_id"].as_str().unwrap();
+    assert!(human.contains(&format!("first trace {trace_id} (state)")), "{human}");
+    assert!(human.contains("(0 from files,"), "{human}");
+    p.run(&["scan", "--sarif", "scan.sarif"], 1);
+    let sarif: serde_json::Value = serde_json::from_str(&p.read("scan.sarif")).unwrap();
+    let result = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ruleId"] == "fewshot.tenant_overlap")
+        .unwrap();
+    let related = result["relatedLocations"].as_array().unwrap();
+    assert!(
+        related.iter().any(|l| l["logicalLocations"][0]["name"] == trace_id && l.get("physicalLocation").is_none()),
+        "{related:#?}"
+    );
+
+    // Skipped on request: the rows are still in the state, the scan does not read them.
+    let skipped = p.json_allowing(&["scan", "--no-stored-traces"], 1);
+    assert_eq!(skipped["summary"]["trace_records"], 0);
+    assert!(overlap_findings(&skipped).is_empty());
+}
