@@ -5,12 +5,12 @@
 //! (slow, once); each sample then reads it back and analyzes it, as the commands do.
 
 use divan::Bencher;
-use promptctl::cost::{GroupBy, price_calls, report};
+use promptctl::cost::{GroupBy, call_parts, price_calls, report};
 use promptctl::pricing::PriceBook;
 use promptctl::store::{NewRequest, OpenMode, RequestSource, Store};
 use promptctl::trace::generate::{GenerateConfig, generate};
 use promptctl::trace::records::RequestFilter;
-use promptctl::trace::tails::{Thresholds, analyze};
+use promptctl::trace::tails::{CALL_PARTS, Thresholds, analyze};
 
 fn main() {
     divan::main();
@@ -61,7 +61,7 @@ fn cost_report_1m(bencher: Bencher) {
     let (_dir, store) = state(&million());
     let book = PriceBook::embedded();
     bencher.bench_local(|| {
-        let calls = store.calls(&RequestFilter::default()).expect("read");
+        let calls = store.calls(&RequestFilter::default(), call_parts(GroupBy::Model)).expect("read");
         let pricing = price_calls(&calls, book);
         report(&calls, &pricing, GroupBy::Model, 10).total
     });
@@ -71,7 +71,7 @@ fn cost_report_1m(bencher: Bencher) {
 fn trace_tails_100k_streams(bencher: Bencher) {
     let (_dir, store) = state(&streamed());
     bencher.bench_local(|| {
-        let calls = store.calls(&RequestFilter::default()).expect("read");
+        let calls = store.calls(&RequestFilter::default(), CALL_PARTS).expect("read");
         analyze(&calls, &Thresholds::default(), 3, |ids, visit| store.for_each_stream(ids, visit))
             .expect("analyzed")
             .streams

@@ -9,4 +9,4 @@ pub mod report;
 pub mod route;
 
 pub use price::{Price, Pricer, Pricing, price_calls};
-pub use report::{CostReport, GroupBy, report};
+pub use report::{CostReport, GroupBy, call_parts, report};

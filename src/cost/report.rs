@@ -10,7 +10,7 @@ use super::fit::{PowerFit, power_law};
 use super::price::{Pricing, Unpriced, WithoutUsage};
 use crate::money::Usd;
 use crate::stats::percentile::Percentiles;
-use crate::trace::records::{Call, Calls, FastMap, Sym, Symbols};
+use crate::trace::records::{Call, CallParts, Calls, FastMap, Sym, Symbols};
 use crate::trace::stats::prompt_key;
 
 /// How `--by` groups requests.
@@ -185,6 +185,12 @@ fn last_attempts(calls: &Calls) -> LastAttempts {
         }
     }
     LastAttempts { is_last, logical_requests }
+}
+
+/// What [`report`] (and the pricing it takes) reads of each call grouped `by`: conversations always,
+/// tenant and prompt only to group by them, none of the stream timing.
+pub fn call_parts(by: GroupBy) -> CallParts {
+    CallParts { conversation: true, tenant: by == GroupBy::Tenant, prompt: by == GroupBy::Prompt, timing: false }
 }
 
 /// Builds the report. `top` limits the groups listed for `--by conversation`.

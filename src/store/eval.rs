@@ -10,7 +10,7 @@ use crate::eval::export::SampleDetail;
 use crate::eval::report::RequestFacts;
 use crate::eval::sample::{Check, KeyedRow, Outcome, SampleRecord, Write};
 use crate::money::Usd;
-use crate::trace::model::{RequestRow, RequestStatus, StreamCheckpoint, Usage, UsageSource};
+use crate::trace::model::{RequestRow, RequestStatus, Usage, UsageSource};
 
 /// A run to record before its first request.
 #[derive(Debug, Clone)]
@@ -458,42 +458,6 @@ const INSERT_REQUEST: &str = "INSERT INTO request (source, source_key, ts_ms, pr
     ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)
   ON CONFLICT (source_key) DO NOTHING RETURNING id";
 
-const INSERT_EVENT: &str = "INSERT INTO stream_event (request_id, seq, t_ms, tokens, text) VALUES (?1, ?2, ?3, ?4, ?5)";
-
-/// Checkpoints go in `EVENTS_PER_STATEMENT` rows per statement: a streamed reply has dozens, and one
-/// statement per row costs more in statement overhead than in the B-tree.
-const EVENTS_PER_STATEMENT: usize = 16;
-
-fn insert_events(tx: &Transaction<'_>, request_id: i64, stream: &[StreamCheckpoint]) -> rusqlite::Result<()> {
-    let mut chunks = stream.chunks_exact(EVENTS_PER_STATEMENT);
-    let mut seq = 0i64;
-    if stream.len() >= EVENTS_PER_STATEMENT {
-        let sql = format!(
-            "INSERT INTO stream_event (request_id, seq, t_ms, tokens, text) VALUES {}",
-            vec!["(?, ?, ?, ?, ?)"; EVENTS_PER_STATEMENT].join(", ")
-        );
-        let mut many = tx.prepare_cached(&sql)?;
-        for chunk in chunks.by_ref() {
-            let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(EVENTS_PER_STATEMENT * 5);
-            for c in chunk {
-                values.push(request_id.into());
-                values.push(seq.into());
-                values.push((c.t_ms as i64).into());
-                values.push(i64::from(c.tokens).into());
-                values.push(c.text.clone().into());
-                seq += 1;
-            }
-            many.execute(rusqlite::params_from_iter(values))?;
-        }
-    }
-    let mut one = tx.prepare_cached(INSERT_EVENT)?;
-    for c in chunks.remainder() {
-        one.execute(params![request_id, seq, c.t_ms as i64, c.tokens, c.text])?;
-        seq += 1;
-    }
-    Ok(())
-}
-
 fn insert_sample(tx: &Transaction<'_>, run_id: &str, sample: &SampleRecord) -> rusqlite::Result<()> {
     let mut final_id = None;
     for (index, row) in sample.rows.iter().enumerate() {
@@ -569,7 +533,7 @@ fn insert_request(tx: &Transaction<'_>, keyed: &KeyedRow) -> rusqlite::Result<i6
     let Some(id) = inserted else {
         return tx.query_row("SELECT id FROM request WHERE source_key = ?1", [&keyed.key], |row| row.get(0));
     };
-    insert_events(tx, id, &r.stream)?;
+    super::streams::insert(tx, id, &r.stream, &mut Vec::new())?;
     Ok(id)
 }
 
@@ -602,7 +566,7 @@ fn usage_source_str(source: UsageSource) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::model::Message;
+    use crate::trace::model::{Message, StreamCheckpoint};
 
     fn row(logical: &str, attempt: u32, status: RequestStatus) -> KeyedRow {
         KeyedRow {
@@ -712,24 +676,17 @@ mod tests {
         assert_eq!(details.len(), 1);
         assert_eq!(details[0].output_tokens, Some(10));
         assert!(details[0].request_id.is_some());
-        let events: i64 = store.conn.query_row("SELECT count(*) FROM stream_event", [], |r| r.get(0)).unwrap();
+        let events: i64 =
+            store.conn.query_row("SELECT sum(checkpoints) FROM request_stream", [], |r| r.get(0)).unwrap();
         assert_eq!(events, 6);
-        // A long stream: whole statements of checkpoints and a remainder, in order.
+        // A long stream reads back whole and in order.
         let mut long = row("r-1/b/0", 1, RequestStatus::Ok);
         long.row.stream =
             (0..37).map(|i| StreamCheckpoint { t_ms: i, tokens: 1, text: Some(format!("w{i} ")) }).collect();
-        store.write_eval_batch("r-1", &[record("b", 0, Outcome::Pass, vec![long])]).unwrap();
-        let (n, last): (i64, String) = store
-            .conn
-            .query_row(
-                "SELECT count(*), (SELECT text FROM stream_event e JOIN request q ON q.id = e.request_id
-                   WHERE q.source_key = 'r-1/b/0/1' AND e.seq = 36)
-                 FROM stream_event e JOIN request q ON q.id = e.request_id WHERE q.source_key = 'r-1/b/0/1'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
-        assert_eq!((n, last.as_str()), (37, "w36 "));
+        store.write_eval_batch("r-1", &[record("b", 0, Outcome::Pass, vec![long.clone()])]).unwrap();
+        let id: i64 =
+            store.conn.query_row("SELECT id FROM request WHERE source_key = 'r-1/b/0/1'", [], |r| r.get(0)).unwrap();
+        assert_eq!(super::super::streams::read(&store.conn, id).unwrap(), long.row.stream);
         // An error sample is replaced by a later verdict.
         store.write_eval_batch("r-1", &[record("a", 1, Outcome::Error, vec![])]).unwrap();
         assert_eq!(store.eval_run("r-1").unwrap().unwrap().sample_errors, 1);

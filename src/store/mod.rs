@@ -9,6 +9,7 @@ mod eval;
 mod portfolios;
 mod prompts;
 mod requests;
+mod streams;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,14 +25,29 @@ pub use portfolios::{
 pub use prompts::{CommitRecord, LabelEvent, NewCommit, StoredVersion};
 pub use requests::{Inserted, ModelDay, NewRequest, RequestSource, RequestWriter};
 
+/// One schema step: its SQL, then (where existing rows must be rewritten in a way SQL cannot express) a
+/// data step, both in the step's transaction.
+struct Migration {
+    sql: &'static str,
+    data: Option<fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>>,
+}
+
+const fn sql(sql: &'static str) -> Migration {
+    Migration { sql, data: None }
+}
+
 /// Migrations in order; schema version N is the state after applying the first N.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_init.sql"),
-    include_str!("migrations/0002_eval.sql"),
-    include_str!("migrations/0003_portfolio.sql"),
-    include_str!("migrations/0004_eval_runs.sql"),
-    include_str!("migrations/0005_drop_token_cache.sql"),
-    include_str!("migrations/0006_traces.sql"),
+const MIGRATIONS: &[Migration] = &[
+    sql(include_str!("migrations/0001_init.sql")),
+    sql(include_str!("migrations/0002_eval.sql")),
+    sql(include_str!("migrations/0003_portfolio.sql")),
+    sql(include_str!("migrations/0004_eval_runs.sql")),
+    sql(include_str!("migrations/0005_drop_token_cache.sql")),
+    sql(include_str!("migrations/0006_traces.sql")),
+    Migration {
+        sql: include_str!("migrations/0007_stream_blobs.sql"),
+        data: Some(|tx| streams::migrate_stream_events(tx)),
+    },
 ];
 
 /// The schema version this build writes.
@@ -161,7 +177,7 @@ impl Store {
         if current > SCHEMA_VERSION {
             return Err(self.newer_schema(current));
         }
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        for (index, step) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             let target = index as i64 + 1;
             let tx = self
                 .conn
@@ -176,7 +192,10 @@ impl Store {
             if now >= target {
                 continue;
             }
-            tx.execute_batch(sql).map_err(|e| classify(&self.path, e))?;
+            tx.execute_batch(step.sql).map_err(|e| classify(&self.path, e))?;
+            if let Some(data) = step.data {
+                data(&tx).map_err(|e| classify(&self.path, e))?;
+            }
             tx.execute_batch(&format!("PRAGMA user_version = {target}")).map_err(|e| classify(&self.path, e))?;
             tx.commit().map_err(|e| classify(&self.path, e))?;
         }

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row, params};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, streams};
 use crate::scan::TraceRecord;
 use crate::trace::model::{RequestRow, RequestStatus, Usage, UsageSource};
-use crate::trace::records::{Call, CallIds, Calls, Checkpoints, Chunk, RequestFilter, Symbols, logical_hash};
+use crate::trace::records::{
+    Call, CallIds, CallParts, Calls, Checkpoints, Chunk, RequestFilter, Symbols, logical_hash,
+};
 
 /// Where a request row comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +72,6 @@ const INSERT_REQUEST: &str = "INSERT INTO request (source, source_key, content_h
     ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)
   ON CONFLICT (source_key) DO NOTHING";
 
-const INSERT_EVENT: &str = "INSERT INTO stream_event (request_id, seq, t_ms, tokens, text) VALUES (?1, ?2, ?3, ?4, ?5)";
-
 /// SQLite's default page cache is 2 MB; the key and time indexes of a large import outgrow that quickly
 /// and every insert then reads pages back from disk. 128 MB keeps a few million rows' worth of index hot;
 /// it is a ceiling, not an allocation.
@@ -97,12 +97,13 @@ impl Store {
         Ok(RequestWriter { store: self, in_transaction: false, since_commit: 0 })
     }
 
-    /// Stored requests matching `filter`, in insertion order, reduced for analysis.
+    /// Stored requests matching `filter`, in insertion order, reduced for analysis: the parts not in
+    /// `parts` are left empty.
     ///
     /// Decoding a million rows is CPU-bound in SQLite; a large state file is read in two halves of the id
     /// range at once, each on its own read-only connection. Both read the rows that existed when the read
     /// started (ids only grow), so a concurrent import cannot mix in half a batch.
-    pub fn calls(&self, filter: &RequestFilter) -> Result<Calls, StoreError> {
+    pub fn calls(&self, filter: &RequestFilter, parts: CallParts) -> Result<Calls, StoreError> {
         let (lo, hi): (Option<i64>, Option<i64>) = self
             .conn
             .query_row("SELECT min(id), max(id) FROM request", [], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -111,15 +112,15 @@ impl Store {
             return Ok(Calls::default());
         };
         if hi - lo < PARALLEL_ROWS {
-            return read_calls(&self.conn, filter, lo, hi).map_err(|e| self.err(e));
+            return read_calls(&self.conn, filter, parts, lo, hi).map_err(|e| self.err(e));
         }
         let (Some(first), Some(second)) = (self.read_connection()?, self.read_connection()?) else {
-            return read_calls(&self.conn, filter, lo, hi).map_err(|e| self.err(e));
+            return read_calls(&self.conn, filter, parts, lo, hi).map_err(|e| self.err(e));
         };
         let mid = lo + (hi - lo) / 2;
         let (a, b) = std::thread::scope(|scope| {
-            let a = scope.spawn(move || read_calls(&first, filter, lo, mid));
-            let b = read_calls(&second, filter, mid + 1, hi);
+            let a = scope.spawn(move || read_calls(&first, filter, parts, lo, mid));
+            let b = read_calls(&second, filter, parts, mid + 1, hi);
             (a.join().expect("the reading thread does not panic"), b)
         });
         let (a, b) = (a.map_err(|e| self.err(e))?, b.map_err(|e| self.err(e))?);
@@ -257,21 +258,8 @@ impl Store {
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), row_from_sql).map_err(|e| self.err(e))?;
         let mut out: Vec<(i64, RequestRow)> = rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
-        let mut events = self
-            .conn
-            .prepare_cached("SELECT t_ms, tokens, text FROM stream_event WHERE request_id = ?1 ORDER BY seq")
-            .map_err(|e| self.err(e))?;
         for (id, row) in &mut out {
-            let stream = events
-                .query_map([*id], |r| {
-                    Ok(crate::trace::model::StreamCheckpoint {
-                        t_ms: r.get::<_, i64>(0)?.max(0) as u64,
-                        tokens: r.get::<_, i64>(1)?.clamp(0, u32::MAX as i64) as u32,
-                        text: r.get(2)?,
-                    })
-                })
-                .map_err(|e| self.err(e))?;
-            row.stream = stream.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
+            row.stream = streams::read(&self.conn, *id).map_err(|e| self.err(e))?;
         }
         Ok(out.into_iter().map(|(_, row)| row).collect())
     }
@@ -293,10 +281,6 @@ impl Store {
         // `request_by_time` holds (ts_ms, id): the rows come out of the index in this order, unsorted.
         let sql = format!("SELECT {BILLED_COLUMNS} FROM request{condition} ORDER BY ts_ms, id");
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let mut checkpoints = self
-            .conn
-            .prepare_cached("SELECT t_ms, tokens FROM stream_event WHERE request_id = ?1 ORDER BY seq")
-            .map_err(|e| self.err(e))?;
         let mut rows = stmt.query(rusqlite::params_from_iter(values.iter())).map_err(|e| self.err(e))?;
         let mut count = 0;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
@@ -305,16 +289,10 @@ impl Store {
                 row.usage_source == UsageSource::Missing || row.usage.input_total + row.usage.output_total == 0;
             if usage_less {
                 // The same connection, inside the outer read: it sees the same snapshot.
-                let stream = checkpoints
-                    .query_map([id], |c| {
-                        Ok(crate::trace::model::StreamCheckpoint {
-                            t_ms: c.get::<_, i64>(0)?.max(0) as u64,
-                            tokens: c.get::<_, i64>(1)?.clamp(0, u32::MAX as i64) as u32,
-                            text: None,
-                        })
-                    })
-                    .map_err(|e| self.err(e))?;
-                row.stream = stream.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
+                let mut stream = streams::read(&self.conn, id).map_err(|e| self.err(e))?;
+                // Billing needs when and how many tokens, never the text.
+                stream.iter_mut().for_each(|c| c.text = None);
+                row.stream = stream;
             }
             visit(row);
             count += 1;
@@ -332,19 +310,30 @@ const PARALLEL_STREAMS: usize = if cfg!(test) { 4 } else { 10_000 };
 const READ_PRAGMAS: &str = "PRAGMA mmap_size = 4294967296; PRAGMA cache_size = -32768;";
 
 /// The calls with ids in `lo..=hi` matching `filter`.
-fn read_calls(conn: &Connection, filter: &RequestFilter, lo: i64, hi: i64) -> rusqlite::Result<Calls> {
+fn read_calls(
+    conn: &Connection,
+    filter: &RequestFilter,
+    parts: CallParts,
+    lo: i64,
+    hi: i64,
+) -> rusqlite::Result<Calls> {
     let (condition, mut values) = where_clause(filter);
+    let unfiltered = condition.is_empty();
     let range = format!("id BETWEEN ?{} AND ?{}", values.len() + 1, values.len() + 2);
     values.push(rusqlite::types::Value::Integer(lo));
     values.push(rusqlite::types::Value::Integer(hi));
     let condition = if condition.is_empty() { format!(" WHERE {range}") } else { format!("{condition} AND {range}") };
-    let sql = format!("SELECT {CALL_COLUMNS} FROM request{condition}");
+    let sql = format!("SELECT {} FROM request{condition}", call_columns(parts));
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
     let mut out = Calls::default();
+    if unfiltered {
+        // Ids are dense unless rows were deleted: one allocation instead of a doubling series of copies.
+        out.calls.reserve((hi - lo + 1).clamp(0, 1 << 26) as usize);
+    }
     let mut interner = Interner::default();
     while let Some(row) = rows.next()? {
-        let call = call_from_row(row, &mut out.symbols, &mut interner)?;
+        let call = call_from_row(row, parts, &mut out.symbols, &mut interner)?;
         out.calls.push(call);
     }
     Ok(out)
@@ -355,46 +344,22 @@ fn scan_streams(conn: &Connection, ids: &[i64], visit: &(dyn Fn(i64, Checkpoints
     let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
         return Ok(());
     };
-    let mut stmt = conn.prepare(
-        "SELECT request_id, t_ms, tokens, text FROM stream_event WHERE request_id BETWEEN ?1 AND ?2
-                 ORDER BY request_id, seq",
-    )?;
+    // In rowid order: the blobs are read in the order they are stored.
+    let mut stmt = conn.prepare("SELECT request_id, data FROM request_stream WHERE request_id BETWEEN ?1 AND ?2")?;
     let mut rows = stmt.query([first, last])?;
     let mut chunks: Vec<Chunk> = Vec::new();
-    let mut text = String::new();
-    let mut current: Option<i64> = None;
     let mut wanted = ids.iter().copied().peekable();
-    let flush = |id: i64, chunks: &mut Vec<Chunk>, text: &mut String| {
-        visit(id, Checkpoints { chunks, text });
-        chunks.clear();
-        text.clear();
-    };
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
-        if current != Some(id) {
-            if let Some(done) = current.take() {
-                flush(done, &mut chunks, &mut text);
-            }
-            while wanted.next_if(|w| *w < id).is_some() {}
-            if wanted.peek() != Some(&id) {
-                continue;
-            }
-            current = Some(id);
+        while wanted.next_if(|w| *w < id).is_some() {}
+        if wanted.peek() != Some(&id) {
+            continue;
         }
-        let t_ms: i64 = row.get(1)?;
-        let tokens: i64 = row.get(2)?;
-        let range = match row.get_ref(3)? {
-            ValueRef::Text(bytes) => {
-                let from = text.len() as u32;
-                text.push_str(&String::from_utf8_lossy(bytes));
-                Some((from, text.len() as u32))
-            }
-            _ => None,
+        let ValueRef::Blob(data) = row.get_ref(1)? else {
+            return Err(streams::DecodeError { request_id: id, detail: "not a blob" }.into_sqlite());
         };
-        chunks.push(Chunk { t_ms: t_ms.max(0) as u64, tokens: tokens.clamp(0, u32::MAX as i64) as u32, text: range });
-    }
-    if let Some(done) = current {
-        flush(done, &mut chunks, &mut text);
+        let text = streams::decode(id, data, &mut chunks).map_err(streams::DecodeError::into_sqlite)?;
+        visit(id, Checkpoints { chunks: &chunks, text });
     }
     Ok(())
 }
@@ -461,7 +426,7 @@ pub struct ModelDay {
 /// and its attempts) can make it part of their own commit. Outcomes come back in batch order.
 pub(crate) fn insert_requests_in(tx: &Connection, batch: &[NewRequest<'_>]) -> rusqlite::Result<Vec<Inserted>> {
     let mut insert = tx.prepare_cached(INSERT_REQUEST)?;
-    let mut insert_event = tx.prepare_cached(INSERT_EVENT)?;
+    let mut stream_buf = Vec::new();
     let mut existing = tx.prepare_cached("SELECT id, content_hash FROM request WHERE source_key = ?1")?;
     // Inserting in key order touches the key index's pages one after another instead of at random.
     let mut order: Vec<usize> = (0..batch.len()).collect();
@@ -521,9 +486,7 @@ pub(crate) fn insert_requests_in(tx: &Connection, batch: &[NewRequest<'_>]) -> r
             continue;
         }
         let id = tx.last_insert_rowid();
-        for (seq, c) in r.stream.iter().enumerate() {
-            insert_event.execute(params![id, seq as i64, c.t_ms as i64, c.tokens as i64, c.text])?;
-        }
+        streams::insert(tx, id, &r.stream, &mut stream_buf)?;
         out[index] = Inserted::New(id);
     }
     Ok(out)
@@ -592,11 +555,27 @@ fn where_clause(filter: &RequestFilter) -> (String, Vec<rusqlite::types::Value>)
     (condition, values)
 }
 
-const CALL_COLUMNS: &str =
-    "id, ts_ms, provider, request_model, response_model, tenant_id, conversation_id, prompt_name,
-    prompt_version, logical_request_id, attempt, status, streamed, usage_source, input_total, input_uncached,
-    cache_read, cache_write_5m, cache_write_1h, output_total, reasoning, service_tier, batch, latency_ms, ttft_ms,
-    finish_reason";
+/// The columns every read of calls takes, in this order (see [`call_from_row`]).
+const CALL_COLUMNS: &str = "id, ts_ms, provider, request_model, response_model, logical_request_id, attempt, status,
+    usage_source, input_total, input_uncached, cache_read, cache_write_5m, cache_write_1h, output_total, reasoning,
+    service_tier, batch";
+const CALL_FIXED: usize = 18;
+
+/// The select list for `parts`: the fixed columns, then each part's, in the order of [`CallParts`].
+fn call_columns(parts: CallParts) -> String {
+    let mut columns = CALL_COLUMNS.to_string();
+    for (wanted, more) in [
+        (parts.conversation, ", conversation_id"),
+        (parts.tenant, ", tenant_id"),
+        (parts.prompt, ", prompt_name, prompt_version"),
+        (parts.timing, ", streamed, latency_ms, ttft_ms, finish_reason"),
+    ] {
+        if wanted {
+            columns.push_str(more);
+        }
+    }
+    columns
+}
 
 /// Interning that skips the hash lookup when a column repeats the previous row's value, as model,
 /// provider and prompt columns mostly do.
@@ -659,44 +638,73 @@ fn text_bytes<'r>(row: &'r Row<'_>, column: usize) -> rusqlite::Result<&'r [u8]>
     }
 }
 
-fn call_from_row(row: &Row<'_>, symbols: &mut Symbols, interner: &mut Interner) -> rusqlite::Result<Call> {
+fn call_from_row(
+    row: &Row<'_>,
+    parts: CallParts,
+    symbols: &mut Symbols,
+    interner: &mut Interner,
+) -> rusqlite::Result<Call> {
     let required = |interner: &mut Interner, symbols: &mut Symbols, column: usize| {
         interner.sym(row, column, symbols).map(|s| s.unwrap_or_else(|| symbols.intern("")))
     };
-    let logical = match row.get_ref(9)? {
-        ValueRef::Text(bytes) => Some(logical_hash(&String::from_utf8_lossy(bytes))),
+    let logical = match row.get_ref(5)? {
+        ValueRef::Text(bytes) => Some(match std::str::from_utf8(bytes) {
+            Ok(text) => logical_hash(text),
+            Err(_) => logical_hash(&String::from_utf8_lossy(bytes)),
+        }),
         _ => None,
     };
-    Ok(Call {
+    let mut call = Call {
         id: int(row, 0)?,
         ts_ms: int(row, 1)?,
         provider: required(interner, symbols, 2)?,
         request_model: required(interner, symbols, 3)?,
         response_model: interner.sym(row, 4, symbols)?,
-        tenant: interner.sym(row, 5, symbols)?,
-        conversation: interner.sym(row, 6, symbols)?,
-        prompt_name: interner.sym(row, 7, symbols)?,
-        prompt_version: interner.sym(row, 8, symbols)?,
+        tenant: None,
+        conversation: None,
+        prompt_name: None,
+        prompt_version: None,
         logical,
-        attempt: int(row, 10)?.clamp(1, u32::MAX as i64) as u32,
-        status: parse_status(text_bytes(row, 11)?),
-        streamed: int(row, 12)? != 0,
-        usage_source: parse_usage_source(text_bytes(row, 13)?),
+        attempt: int(row, 6)?.clamp(1, u32::MAX as i64) as u32,
+        status: parse_status(text_bytes(row, 7)?),
+        streamed: false,
+        usage_source: parse_usage_source(text_bytes(row, 8)?),
         usage: Usage {
-            input_total: count(row, 14)?,
-            input_uncached: count(row, 15)?,
-            cache_read: count(row, 16)?,
-            cache_write_5m: count(row, 17)?,
-            cache_write_1h: count(row, 18)?,
-            output_total: count(row, 19)?,
-            reasoning: count(row, 20)?,
+            input_total: count(row, 9)?,
+            input_uncached: count(row, 10)?,
+            cache_read: count(row, 11)?,
+            cache_write_5m: count(row, 12)?,
+            cache_write_1h: count(row, 13)?,
+            output_total: count(row, 14)?,
+            reasoning: count(row, 15)?,
         },
-        service_tier: interner.sym(row, 21, symbols)?,
-        batch: int(row, 22)? != 0,
-        latency_ms: opt_u32(row, 23)?,
-        ttft_ms: opt_u32(row, 24)?,
-        finish_reason: interner.sym(row, 25, symbols)?,
-    })
+        service_tier: interner.sym(row, 16, symbols)?,
+        batch: int(row, 17)? != 0,
+        latency_ms: None,
+        ttft_ms: None,
+        finish_reason: None,
+    };
+    let mut column = CALL_FIXED;
+    if parts.conversation {
+        call.conversation = interner.sym(row, column, symbols)?;
+        column += 1;
+    }
+    if parts.tenant {
+        call.tenant = interner.sym(row, column, symbols)?;
+        column += 1;
+    }
+    if parts.prompt {
+        call.prompt_name = interner.sym(row, column, symbols)?;
+        call.prompt_version = interner.sym(row, column + 1, symbols)?;
+        column += 2;
+    }
+    if parts.timing {
+        call.streamed = int(row, column)? != 0;
+        call.latency_ms = opt_u32(row, column + 1)?;
+        call.ttft_ms = opt_u32(row, column + 2)?;
+        call.finish_reason = interner.sym(row, column + 3, symbols)?;
+    }
+    Ok(call)
 }
 
 const ROW_COLUMNS: &str = "id, ts_ms, provider, request_model, response_model, project, api_key_ref, tenant_id,
@@ -862,7 +870,7 @@ mod tests {
         store.insert_requests(&[new]).unwrap();
         let back = store.request_rows(&RequestFilter::default()).unwrap();
         assert_eq!(back, std::slice::from_ref(&a));
-        let calls = store.calls(&RequestFilter::default()).unwrap();
+        let calls = store.calls(&RequestFilter::default(), CallParts::ALL).unwrap();
         let call = calls.calls[0];
         assert_eq!(calls.model_key(&call), "openai:gpt-4o");
         assert_eq!(call.usage, a.usage);
@@ -898,9 +906,9 @@ mod tests {
             .map(|(row, key)| NewRequest { source: RequestSource::Import, key, content_hash: None, row })
             .collect();
         store.insert_requests(&batch).unwrap();
-        let parallel = store.calls(&RequestFilter::default()).unwrap();
+        let parallel = store.calls(&RequestFilter::default(), CallParts::ALL).unwrap();
         let (lo, hi) = (parallel.calls[0].id, parallel.calls.last().unwrap().id);
-        let single = read_calls(&store.conn, &RequestFilter::default(), lo, hi).unwrap();
+        let single = read_calls(&store.conn, &RequestFilter::default(), CallParts::ALL, lo, hi).unwrap();
         assert_eq!(parallel.calls.len(), rows.len());
         for (p, s) in parallel.calls.iter().zip(&single.calls) {
             assert_eq!((p.id, p.usage, parallel.model_key(p)), (s.id, s.usage, single.model_key(s)));
@@ -929,6 +937,42 @@ mod tests {
     }
 
     #[test]
+    fn analyses_reading_only_their_parts_report_what_a_full_read_reports() {
+        use crate::cost::{GroupBy, call_parts, price_calls, report};
+        use crate::pricing::PriceBook;
+        use crate::trace::generate::{GenerateConfig, generate};
+        use crate::trace::tails::{CALL_PARTS, Thresholds, analyze};
+        let mut store = Store::open_in_memory().unwrap();
+        let rows: Vec<RequestRow> =
+            generate(&GenerateConfig { conversations: 300, messages: false, ..GenerateConfig::default() })
+                .map(|g| g.row)
+                .collect();
+        let keys: Vec<String> = (0..rows.len()).map(|i| format!("k{i}")).collect();
+        let batch: Vec<NewRequest<'_>> = rows
+            .iter()
+            .zip(&keys)
+            .map(|(row, key)| NewRequest { source: RequestSource::Import, key, content_hash: None, row })
+            .collect();
+        store.insert_requests(&batch).unwrap();
+        let all = store.calls(&RequestFilter::default(), CallParts::ALL).unwrap();
+        let book = PriceBook::embedded();
+        for by in [GroupBy::Model, GroupBy::Prompt, GroupBy::Conversation, GroupBy::Tenant] {
+            let some = store.calls(&RequestFilter::default(), call_parts(by)).unwrap();
+            let full = report(&all, &price_calls(&all, book), by, 10);
+            let part = report(&some, &price_calls(&some, book), by, 10);
+            assert_eq!(serde_json::to_value(&part).unwrap(), serde_json::to_value(&full).unwrap(), "{by:?}");
+        }
+        let tails = |calls: &Calls| {
+            let report = analyze(calls, &Thresholds::default(), 3, |ids, visit| store.for_each_stream(ids, visit));
+            serde_json::to_value(report.unwrap()).unwrap()
+        };
+        let some = store.calls(&RequestFilter::default(), CALL_PARTS).unwrap();
+        let full = tails(&all);
+        assert!(full["with_tails"].as_u64().unwrap() > 0);
+        assert_eq!(tails(&some), full);
+    }
+
+    #[test]
     fn filters_select_by_time_model_and_prompt() {
         let mut store = Store::open_in_memory().unwrap();
         let mut a = row("gpt-4o", 500);
@@ -941,7 +985,7 @@ mod tests {
             NewRequest { source: RequestSource::Import, key: "b", content_hash: None, row: &b },
         ];
         store.insert_requests(&batch).unwrap();
-        let count = |f: RequestFilter| store.calls(&f).unwrap().calls.len();
+        let count = |f: RequestFilter| store.calls(&f, CallParts::ALL).unwrap().calls.len();
         assert_eq!(count(RequestFilter::default()), 2);
         assert_eq!(
             count(RequestFilter { since: Some("2026-10-02T00:00:00Z".parse().unwrap()), ..Default::default() }),

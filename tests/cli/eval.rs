@@ -221,7 +221,7 @@ fn the_triage_suite_tells_flaky_from_deterministic_and_matches_the_contract() {
         sql(&p, "SELECT count(*) FROM request WHERE source = 'eval' AND streamed = 1 AND ttft_ms IS NOT NULL"),
         100
     );
-    assert!(sql(&p, "SELECT count(*) FROM stream_event") >= 100);
+    assert!(sql(&p, "SELECT sum(checkpoints) FROM request_stream") >= 100);
     assert_eq!(sql(&p, "SELECT count(*) FROM eval_sample WHERE request_id IS NULL"), 0);
     // `eval show --format json` prints the same document.
     let run_id = report["run_id"].as_str().unwrap();

@@ -83,7 +83,7 @@ fn otlp_genai_export_normalizes_to_hand_computed_rows() {
     assert_eq!(
         count(
             &p,
-            "SELECT count(*) FROM stream_event e JOIN request r ON r.id = e.request_id WHERE r.span_id = '2d3c1a5e7f9b4c11'"
+            "SELECT checkpoints FROM request_stream s JOIN request r ON r.id = s.request_id WHERE r.span_id = '2d3c1a5e7f9b4c11'"
         ),
         24
     );
@@ -134,7 +134,7 @@ fn jsonl_export_normalizes_to_hand_computed_rows() {
     assert_eq!(
         count(
             &p,
-            "SELECT count(*) FROM stream_event e JOIN request r ON r.id = e.request_id WHERE r.span_id = 'a001000000000002'"
+            "SELECT checkpoints FROM request_stream s JOIN request r ON r.id = s.request_id WHERE r.span_id = 'a001000000000002'"
         ),
         4
     );

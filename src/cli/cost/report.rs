@@ -10,7 +10,7 @@ use super::super::error::{CliError, CmdResult, Exit};
 use super::super::output::{Style, table, table_text};
 use super::super::trace::{SelectArgs, percent, thousands};
 use super::usd;
-use crate::cost::{CostReport, GroupBy, plot, price_calls, report};
+use crate::cost::{CostReport, GroupBy, call_parts, plot, price_calls, report};
 use crate::store::OpenMode;
 
 /// Per-request and per-conversation cost distributions, all-in (retries and failures included)
@@ -79,10 +79,11 @@ pub fn run(ctx: &mut Context, args: ReportArgs) -> CmdResult {
     let filter = args.select.filter()?;
     let book = ctx.price_book()?;
     let store = ctx.open_store(OpenMode::MustExist)?;
-    let calls = store.calls(&filter)?;
+    let by = GroupBy::from(args.by);
+    let calls = store.calls(&filter, call_parts(by))?;
     drop(store);
     let pricing = price_calls(&calls, &book);
-    let report = report(&calls, &pricing, args.by.into(), args.top);
+    let report = report(&calls, &pricing, by, args.top);
     let svg = match &args.svg {
         Some(path) => {
             let target = ctx.cwd().join(path);

@@ -13,6 +13,7 @@ use crate::cost::route::{RateOverrides, RateSource, RouteConfig, RouteReport, Ru
 use crate::money::Usd;
 use crate::prompt::Prompt;
 use crate::store::OpenMode;
+use crate::trace::records::CallParts;
 
 /// Simulate routing hard requests to a reasoning model: all-in cost and failures vs workhorse-by-default
 #[derive(Debug, Args)]
@@ -137,7 +138,7 @@ pub fn run(ctx: &mut Context, args: RouteArgs) -> CmdResult {
     };
     let book = ctx.price_book()?;
     let store = ctx.open_store(OpenMode::MustExist)?;
-    let calls = store.calls(&filter)?;
+    let calls = store.calls(&filter, CallParts::ALL)?;
     drop(store);
     let pricing = price_calls(&calls, &book);
     let report = simulate(&calls, &pricing, &book, &config).map_err(|e| CliError::input(e.to_string()))?;

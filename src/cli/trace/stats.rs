@@ -8,6 +8,7 @@ use super::super::error::{CmdResult, Exit};
 use super::super::output::{Style, table, table_text};
 use super::{SelectArgs, ms, percent, thousands};
 use crate::store::OpenMode;
+use crate::trace::records::CallParts;
 use crate::trace::stats::{GroupStats, TraceStats, compute};
 
 /// Counts, tokens by class, latency and TTFT percentiles by model, prompt version and day
@@ -47,7 +48,7 @@ struct Report<'a> {
 pub fn run(ctx: &mut Context, args: StatsArgs) -> CmdResult {
     let filter = args.select.filter()?;
     let store = ctx.open_store(OpenMode::MustExist)?;
-    let calls = store.calls(&filter)?;
+    let calls = store.calls(&filter, CallParts::ALL)?;
     let stats = compute(&calls);
     if !ctx.out.is_human() {
         ctx.out.document(&Report { schema: "promptctl.trace-stats/v1", stats: &stats })?;

@@ -8,7 +8,7 @@ use super::super::error::{CliError, CmdResult, Exit};
 use super::super::output::{Style, table, table_text};
 use super::{SelectArgs, percent, thousands};
 use crate::store::OpenMode;
-use crate::trace::tails::{Example, GroupTails, TailKind, TailReport, Thresholds, analyze};
+use crate::trace::tails::{CALL_PARTS, Example, GroupTails, TailKind, TailReport, Thresholds, analyze};
 
 /// Stream tails a span's duration hides: TTFT regressions, stalls, loops, truncations, aborts, slow tails
 #[derive(Debug, Args)]
@@ -116,7 +116,7 @@ pub fn run(ctx: &mut Context, args: TailsArgs) -> CmdResult {
         slow_tail_min_chunks: Thresholds::default().slow_tail_min_chunks,
     };
     let store = ctx.open_store(OpenMode::MustExist)?;
-    let calls = store.calls(&filter)?;
+    let calls = store.calls(&filter, CALL_PARTS)?;
     let mut report = analyze(&calls, &thresholds, args.examples, |ids, visit| store.for_each_stream(ids, visit))?;
     let ids = store.call_ids(&report.example_ids())?;
     report.set_ids(&ids);

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::stats::percentile::Percentiles;
 use crate::trace::model::{RequestStatus, UsageSource};
-use crate::trace::records::{Call, CallIds, Calls, Checkpoints, FastMap, Sym};
+use crate::trace::records::{Call, CallIds, CallParts, Calls, Checkpoints, FastMap, Sym};
 use crate::trace::stats::prompt_key;
 pub use loops::{LoopDetector, LoopFinding, repeated_chunks};
 
@@ -501,6 +501,9 @@ impl TailReport {
         }
     }
 }
+
+/// What [`analyze`] reads of each call: not its conversation or tenant.
+pub const CALL_PARTS: CallParts = CallParts { conversation: false, tenant: false, prompt: true, timing: true };
 
 /// Runs the taxonomy over the streamed requests among `calls`. `streams` calls its visitor with each
 /// request's checkpoints, for the (ascending) ids it is given, possibly from several threads —
