@@ -5,12 +5,13 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
+use super::requests::{NewRequest, RequestSource};
 use super::{Store, StoreError, now_rfc3339};
 use crate::eval::export::SampleDetail;
 use crate::eval::report::RequestFacts;
 use crate::eval::sample::{Check, KeyedRow, Outcome, SampleRecord, Write};
 use crate::money::Usd;
-use crate::trace::model::{RequestRow, RequestStatus, Usage, UsageSource};
+use crate::trace::model::{RequestStatus, Usage};
 
 /// A run to record before its first request.
 #[derive(Debug, Clone)]
@@ -450,14 +451,6 @@ const INSERT_SAMPLE: &str = "INSERT OR REPLACE INTO eval_sample (run_id, case_id
     attempts, request_id, cost_picos, latency_ms, ttft_ms, completed_at)
   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
-const INSERT_REQUEST: &str = "INSERT INTO request (source, source_key, ts_ms, provider, request_model, response_model,
-    project, api_key_ref, tenant_id, conversation_id, trace_id, span_id, logical_request_id, attempt, status, streamed,
-    usage_source, input_total, input_uncached, cache_read, cache_write_5m, cache_write_1h, output_total, reasoning,
-    service_tier, batch, latency_ms, ttft_ms, prompt_name, prompt_version, finish_reason, error, messages, output)
-  VALUES ('eval', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
-    ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)
-  ON CONFLICT (source_key) DO NOTHING RETURNING id";
-
 fn insert_sample(tx: &Transaction<'_>, run_id: &str, sample: &SampleRecord) -> rusqlite::Result<()> {
     let mut final_id = None;
     for (index, row) in sample.rows.iter().enumerate() {
@@ -484,66 +477,12 @@ fn insert_sample(tx: &Transaction<'_>, run_id: &str, sample: &SampleRecord) -> r
     Ok(())
 }
 
-/// Inserts one attempt and its stream checkpoints; a key stored before keeps its row.
+/// Inserts one attempt and its stream checkpoints through the one request writer trace import uses; a
+/// key stored before keeps its row (a resumed run re-sending a committed attempt).
 fn insert_request(tx: &Transaction<'_>, keyed: &KeyedRow) -> rusqlite::Result<i64> {
-    let r: &RequestRow = &keyed.row;
-    let u = &r.usage;
-    let messages = serde_json::to_string(&r.messages).unwrap_or_else(|_| "[]".into());
-    let mut stmt = tx.prepare_cached(INSERT_REQUEST)?;
-    let inserted: Option<i64> = stmt
-        .query_row(
-            params![
-                keyed.key,
-                r.ts.as_millisecond(),
-                r.provider,
-                r.request_model,
-                r.response_model,
-                r.project,
-                r.api_key_ref,
-                r.tenant_id,
-                r.conversation_id,
-                r.trace_id,
-                r.span_id,
-                r.logical_request_id,
-                r.attempt,
-                status_str(r.status),
-                r.streamed,
-                usage_source_str(r.usage_source),
-                u.input_total as i64,
-                u.input_uncached as i64,
-                u.cache_read as i64,
-                u.cache_write_5m as i64,
-                u.cache_write_1h as i64,
-                u.output_total as i64,
-                u.reasoning as i64,
-                r.service_tier,
-                r.batch,
-                r.latency_ms.map(|v| v as i64),
-                r.ttft_ms.map(|v| v as i64),
-                r.prompt_name,
-                r.prompt_version,
-                r.finish_reason,
-                r.error,
-                messages,
-                r.output,
-            ],
-            |row| row.get(0),
-        )
-        .optional()?;
-    let Some(id) = inserted else {
-        return tx.query_row("SELECT id FROM request WHERE source_key = ?1", [&keyed.key], |row| row.get(0));
-    };
-    super::streams::insert(tx, id, &r.stream, &mut Vec::new())?;
-    Ok(id)
-}
-
-fn status_str(status: RequestStatus) -> &'static str {
-    match status {
-        RequestStatus::Ok => "ok",
-        RequestStatus::Error => "error",
-        RequestStatus::Timeout => "timeout",
-        RequestStatus::Aborted => "aborted",
-    }
+    let new = NewRequest { source: RequestSource::Eval, key: &keyed.key, content_hash: None, row: &keyed.row };
+    let inserted = super::requests::insert_requests_in(tx, std::slice::from_ref(&new))?;
+    Ok(inserted[0].id())
 }
 
 fn parse_status(text: &str) -> RequestStatus {
@@ -555,18 +494,10 @@ fn parse_status(text: &str) -> RequestStatus {
     }
 }
 
-fn usage_source_str(source: UsageSource) -> &'static str {
-    match source {
-        UsageSource::Provider => "provider",
-        UsageSource::Estimated => "estimated",
-        UsageSource::Missing => "missing",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::model::{Message, StreamCheckpoint};
+    use crate::trace::model::{Message, RequestRow, StreamCheckpoint, UsageSource};
 
     fn row(logical: &str, attempt: u32, status: RequestStatus) -> KeyedRow {
         KeyedRow {
