@@ -24,10 +24,10 @@ PATH is a directory (every .prompt file below it, its examples file and provenan
 .prompt file; finding paths are relative to it. Traces are promptctl JSONL (gzip allowed). Scopes,
 rendered turns, rules and suppressions come from [scan] in promptctl.toml (see docs/scan.md).
 
-When the state file exists, the request rows imported into it (`promptctl trace import`) that carry
-messages or an output are scanned too, after the --traces files; --no-stored-traces skips them. The
-summary counts records from files and from the state apart. A finding's tenant evidence names its first
-trace: file:line for a trace file, the trace id for a row of the state.
+When the state file exists, the request rows imported into it (`promptctl trace import`) that
+carry messages or an output are scanned too, after the --traces files; --no-stored-traces skips
+them. The summary counts records from files and from the state apart. A finding's tenant evidence
+names its first trace: file:line for a trace file, the trace id for a row of the state.
 
 Findings store and print only a redacted preview and an HMAC of the matched value. The HMAC key is
 $PROMPTCTL_SCAN_KEY when set (use a CI secret so finding ids stay the same across machines), else the
