@@ -143,12 +143,37 @@ impl ClassPrices {
 pub struct Pricer<'b> {
     book: &'b PriceBook,
     rows: FastMap<RowKey, Result<&'b PriceRow, String>>,
-    prices: FastMap<(usize, Tier), ClassPrices>,
+    /// What prices a call: by model, day, tier name and batch flag, an index into `priced`, or into
+    /// `failures` when the call cannot be priced whatever its usage. One hash lookup per call, instead of
+    /// a row lookup, a tier parsed from its name and a price lookup.
+    quotes: FastMap<QuoteKey, Result<u32, u32>>,
+    priced: Vec<(&'b PriceRow, Tier, u32)>,
+    prices: Vec<ClassPrices>,
+    prices_by_row: FastMap<(usize, Tier), u32>,
+    failures: Vec<String>,
+}
+
+type QuoteKey = (RowKey, Option<Sym>, bool);
+
+/// Why one call has no price.
+enum Failure {
+    /// Its model, day or tier has no price: an index into `Pricer::failures`.
+    Quote(u32),
+    /// Its usage needs a price the row lacks, or is inconsistent.
+    Usage(CostError),
 }
 
 impl<'b> Pricer<'b> {
     pub fn new(book: &'b PriceBook) -> Self {
-        Pricer { book, rows: FastMap::default(), prices: FastMap::default() }
+        Pricer {
+            book,
+            rows: FastMap::default(),
+            quotes: FastMap::default(),
+            priced: Vec::new(),
+            prices: Vec::new(),
+            prices_by_row: FastMap::default(),
+            failures: Vec::new(),
+        }
     }
 
     /// The row in force for the snapshot that served the call (its response model), falling back to the
@@ -173,15 +198,51 @@ impl<'b> Pricer<'b> {
             .clone()
     }
 
+    /// The row, tier and class prices for the call: an index into `priced`, or into `failures`.
+    fn quote(&mut self, calls: &Calls, c: &Call) -> Result<u32, u32> {
+        let key =
+            ((c.provider, c.request_model, c.response_model, c.ts_ms.div_euclid(86_400_000)), c.service_tier, c.batch);
+        if let Some(quote) = self.quotes.get(&key) {
+            return *quote;
+        }
+        let quote = match self.row(calls, c) {
+            Err(reason) => Err(reason),
+            Ok(row) => {
+                let tier_name = c.service_tier.map(|t| calls.name(t));
+                match Tier::from_request(tier_name, c.batch) {
+                    None => Err(format!("no prices for service tier `{}`", tier_name.unwrap_or(""))),
+                    Some(tier) => {
+                        let next = self.prices.len() as u32;
+                        let prices = *self.prices_by_row.entry((row as *const PriceRow as usize, tier)).or_insert(next);
+                        if prices == next {
+                            self.prices.push(ClassPrices::of(row, tier));
+                        }
+                        self.priced.push((row, tier, prices));
+                        Ok(self.priced.len() as u32 - 1)
+                    }
+                }
+            }
+        };
+        let quote = quote.map_err(|reason| {
+            self.failures.push(reason);
+            self.failures.len() as u32 - 1
+        });
+        self.quotes.insert(key, quote);
+        quote
+    }
+
+    fn price(&mut self, calls: &Calls, c: &Call, usage: &Usage) -> Result<Usd, Failure> {
+        let index = self.quote(calls, c).map_err(Failure::Quote)?;
+        let (row, tier, prices) = self.priced[index as usize];
+        self.prices[prices as usize].cost(row, tier, usage).map_err(Failure::Usage)
+    }
+
     /// The price of `usage` for the call's model, day and tier.
     pub fn price_usage(&mut self, calls: &Calls, c: &Call, usage: &Usage) -> Result<Usd, String> {
-        let row = self.row(calls, c)?;
-        let tier_name = c.service_tier.map(|t| calls.name(t));
-        let tier = Tier::from_request(tier_name, c.batch)
-            .ok_or_else(|| format!("no prices for service tier `{}`", tier_name.unwrap_or("")))?;
-        let prices =
-            self.prices.entry((row as *const PriceRow as usize, tier)).or_insert_with(|| ClassPrices::of(row, tier));
-        prices.cost(row, tier, usage).map_err(|e| e.to_string())
+        self.price(calls, c, usage).map_err(|f| match f {
+            Failure::Quote(index) => self.failures[index as usize].clone(),
+            Failure::Usage(e) => e.to_string(),
+        })
     }
 }
 
@@ -189,8 +250,11 @@ impl<'b> Pricer<'b> {
 pub fn price_calls(calls: &Calls, book: &PriceBook) -> Pricing {
     let mut pricer = Pricer::new(book);
     let mut out = Pricing { prices: Vec::with_capacity(calls.calls.len()), ..Default::default() };
+    // Reasons are numbered in the order calls first meet them; a quote failure is looked up by its index
+    // in the pricer, without building its text again for every call that shares it.
     let mut reason_index: HashMap<String, u32> = HashMap::new();
-    let mut unpriced: BTreeMap<(String, u32), u64> = BTreeMap::new();
+    let mut quote_reason: Vec<Option<u32>> = Vec::new();
+    let mut unpriced_by_sym: FastMap<(Sym, Sym, u32), u64> = FastMap::default();
     for c in &calls.calls {
         if c.usage_source == UsageSource::Missing {
             let w = &mut out.without_usage;
@@ -204,18 +268,45 @@ pub fn price_calls(calls: &Calls, book: &PriceBook) -> Pricing {
             out.prices.push(Price::NoUsage);
             continue;
         }
-        match pricer.price_usage(calls, c, &c.usage) {
-            Ok(usd) => out.prices.push(Price::Known(usd)),
-            Err(reason) => {
-                let next = out.reasons.len() as u32;
-                let index = *reason_index.entry(reason.clone()).or_insert_with(|| {
-                    out.reasons.push(reason);
-                    next
-                });
-                *unpriced.entry((calls.model_key(c), index)).or_default() += 1;
-                out.prices.push(Price::NoPrice(index));
+        let failure = match pricer.price(calls, c, &c.usage) {
+            Ok(usd) => {
+                out.prices.push(Price::Known(usd));
+                continue;
             }
-        }
+            Err(failure) => failure,
+        };
+        let mut number = |reason: String, out: &mut Pricing| {
+            let next = out.reasons.len() as u32;
+            *reason_index.entry(reason.clone()).or_insert_with(|| {
+                out.reasons.push(reason);
+                next
+            })
+        };
+        let index = match failure {
+            Failure::Quote(q) => {
+                let q = q as usize;
+                if quote_reason.len() <= q {
+                    quote_reason.resize(q + 1, None);
+                }
+                match quote_reason[q] {
+                    Some(index) => index,
+                    None => {
+                        let index = number(pricer.failures[q].clone(), &mut out);
+                        quote_reason[q] = Some(index);
+                        index
+                    }
+                }
+            }
+            Failure::Usage(e) => number(e.to_string(), &mut out),
+        };
+        *unpriced_by_sym.entry((c.provider, c.request_model, index)).or_default() += 1;
+        out.prices.push(Price::NoPrice(index));
+    }
+    // Names are built once per model, not once per unpriced call; two symbol pairs with the same name
+    // (`a:b` + `c` and `a` + `b:c`) are one model, as they were when keyed by name.
+    let mut unpriced: BTreeMap<(String, u32), u64> = BTreeMap::new();
+    for ((provider, model, index), rows) in unpriced_by_sym {
+        *unpriced.entry((model_spec(calls.name(provider), calls.name(model)), index)).or_default() += rows;
     }
     out.unpriced = unpriced
         .into_iter()

@@ -31,7 +31,8 @@ impl Percentiles {
     }
 
     fn from_finite(mut sorted: Vec<f64>) -> Self {
-        sorted.sort_by(f64::total_cmp);
+        // Values equal under `total_cmp` are the same bits: an unstable sort gives the same order, faster.
+        sorted.sort_unstable_by(f64::total_cmp);
         Percentiles { sorted }
     }
 

@@ -10,7 +10,7 @@ use super::{Store, StoreError, streams};
 use crate::scan::TraceRecord;
 use crate::trace::model::{RequestRow, RequestStatus, Usage, UsageSource};
 use crate::trace::records::{
-    Call, CallIds, CallParts, Calls, Checkpoints, Chunk, RequestFilter, Symbols, logical_hash,
+    Call, CallIds, CallParts, Calls, Checkpoints, Chunk, RequestFilter, Symbols, logical_hash_bytes,
 };
 
 /// Where a request row comes from.
@@ -106,7 +106,10 @@ impl Store {
     pub fn calls(&self, filter: &RequestFilter, parts: CallParts) -> Result<Calls, StoreError> {
         let (lo, hi): (Option<i64>, Option<i64>) = self
             .conn
-            .query_row("SELECT min(id), max(id) FROM request", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            // Two subqueries: each is one B-tree descent, where `SELECT min(id), max(id)` scans the table.
+            .query_row("SELECT (SELECT min(id) FROM request), (SELECT max(id) FROM request)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .map_err(|e| self.err(e))?;
         let (Some(lo), Some(hi)) = (lo, hi) else {
             return Ok(Calls::default());
@@ -603,10 +606,7 @@ impl Interner {
         {
             return Ok(Some(*sym));
         }
-        let sym = match std::str::from_utf8(bytes) {
-            Ok(text) => symbols.intern(text),
-            Err(_) => symbols.intern(&String::from_utf8_lossy(bytes)),
-        };
+        let sym = symbols.intern_bytes(bytes);
         match &mut self.last[column] {
             Some((last, slot)) => {
                 last.clear();
@@ -647,11 +647,9 @@ fn call_from_row(
     let required = |interner: &mut Interner, symbols: &mut Symbols, column: usize| {
         interner.sym(row, column, symbols).map(|s| s.unwrap_or_else(|| symbols.intern("")))
     };
+    // Hashed as stored: text that is not UTF-8 is still one id (the lossy conversion could merge two).
     let logical = match row.get_ref(5)? {
-        ValueRef::Text(bytes) => Some(match std::str::from_utf8(bytes) {
-            Ok(text) => logical_hash(text),
-            Err(_) => logical_hash(&String::from_utf8_lossy(bytes)),
-        }),
+        ValueRef::Text(bytes) => Some(logical_hash_bytes(bytes)),
         _ => None,
     };
     let mut call = Call {
@@ -810,6 +808,7 @@ fn billed_row(r: &Row<'_>) -> rusqlite::Result<(i64, RequestRow)> {
 mod tests {
     use super::*;
     use crate::trace::model::StreamCheckpoint;
+    use crate::trace::records::logical_hash;
 
     fn row(model: &str, input: u64) -> RequestRow {
         RequestRow {

@@ -16,25 +16,67 @@ pub type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 pub struct Sym(NonZeroU32);
 
 /// The strings behind [`Sym`]s.
+///
+/// Indexed by a 64-bit hash of each name rather than by the name: an analysis interns a million
+/// conversation ids, and a map of hashes holds no second copy of each name, and finds a name given as
+/// bytes without checking that they are UTF-8 first.
 #[derive(Debug, Clone, Default)]
 pub struct Symbols {
     names: Vec<Box<str>>,
-    index: FastMap<Box<str>, Sym>,
+    /// By the hash of a name, the first name interned with that hash.
+    index: FastMap<u64, Sym>,
+    /// Names whose hash an earlier name took.
+    collided: FastMap<Box<[u8]>, Sym>,
 }
 
 impl Symbols {
+    fn hash(bytes: &[u8]) -> u64 {
+        let mut h = FastHasher::default();
+        h.write(bytes);
+        h.write_usize(bytes.len());
+        h.finish()
+    }
+
+    fn find(&self, hash: u64, bytes: &[u8]) -> Option<Sym> {
+        let sym = *self.index.get(&hash)?;
+        if self.name(sym).as_bytes() == bytes {
+            return Some(sym);
+        }
+        self.collided.get(bytes).copied()
+    }
+
     pub fn intern(&mut self, name: &str) -> Sym {
-        if let Some(sym) = self.index.get(name) {
-            return *sym;
+        let hash = Self::hash(name.as_bytes());
+        if let Some(sym) = self.find(hash, name.as_bytes()) {
+            return sym;
         }
         self.names.push(name.into());
         let sym = Sym(NonZeroU32::new(self.names.len() as u32).expect("fewer than 4 billion names"));
-        self.index.insert(name.into(), sym);
+        match self.index.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(sym);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(name.as_bytes().into(), sym);
+            }
+        }
         sym
     }
 
+    /// Interns text given as bytes (as read from the state file); bytes that are not UTF-8 are interned
+    /// as their lossy conversion.
+    pub fn intern_bytes(&mut self, bytes: &[u8]) -> Sym {
+        if let Some(sym) = self.find(Self::hash(bytes), bytes) {
+            return sym;
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.intern(text),
+            Err(_) => self.intern(&String::from_utf8_lossy(bytes)),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<Sym> {
-        self.index.get(name).copied()
+        self.find(Self::hash(name.as_bytes()), name.as_bytes())
     }
 
     pub fn name(&self, sym: Sym) -> &str {
@@ -243,14 +285,18 @@ pub fn with_checkpoints<T>(row: &RequestRow, visit: impl FnOnce(Checkpoints<'_>)
     visit(Checkpoints { chunks: &chunks, text: &text })
 }
 
-/// A hash of a logical request id (FNV-1a 64): retries are grouped by it without keeping the strings.
+/// A 64-bit hash of a logical request id: retries are grouped by it without keeping the strings. (Eight
+/// bytes a step, [`FastHasher`]; only compared within one analysis, never stored.)
 pub fn logical_hash(id: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        hash ^= b as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
+    logical_hash_bytes(id.as_bytes())
+}
+
+/// [`logical_hash`] of text given as bytes.
+pub fn logical_hash_bytes(id: &[u8]) -> u64 {
+    let mut h = FastHasher::default();
+    h.write(id);
+    h.write_usize(id.len());
+    h.finish()
 }
 
 #[cfg(test)]
@@ -277,6 +323,25 @@ mod tests {
         assert_eq!(s.get("claude"), Some(b));
         assert_eq!(s.len(), 2);
         assert_eq!(std::mem::size_of::<Option<Sym>>(), 4);
+    }
+
+    #[test]
+    fn names_whose_hashes_collide_stay_apart() {
+        let mut s = Symbols::default();
+        let a = s.intern("first");
+        // Stage a collision: "first" took the hash of "second", which went to `collided`.
+        let b = Sym(NonZeroU32::new(2).unwrap());
+        s.names.push("second".into());
+        s.index.insert(Symbols::hash(b"second"), a);
+        s.collided.insert(b"second".as_slice().into(), b);
+        assert_eq!(s.intern("first"), a);
+        assert_eq!(s.intern_bytes(b"second"), b);
+        assert_eq!(s.get("second"), Some(b));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.intern_bytes(b"caf\xc3\xa9"), s.intern("café"));
+        let lossy = s.intern_bytes(b"bad \xff");
+        assert_eq!(s.name(lossy), "bad \u{fffd}");
+        assert_eq!(s.intern_bytes(b"bad \xff"), lossy);
     }
 
     #[test]
