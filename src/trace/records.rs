@@ -1,6 +1,7 @@
 //! Compact views of stored requests for analyses over millions of rows (stats, tails, cost): texts left
 //! out, repeated strings (models, prompts, tenants, conversations) interned.
 
+use std::hash::Hasher;
 use std::num::NonZeroU32;
 
 use jiff::Timestamp;
@@ -31,7 +32,7 @@ pub struct Symbols {
 
 impl Symbols {
     fn hash(bytes: &[u8]) -> u64 {
-        let mut h = FastHasher::default();
+        let mut h = rustc_hash::FxHasher::default();
         h.write(bytes);
         h.write_usize(bytes.len());
         h.finish()
@@ -286,14 +287,14 @@ pub fn with_checkpoints<T>(row: &RequestRow, visit: impl FnOnce(Checkpoints<'_>)
 }
 
 /// A 64-bit hash of a logical request id: retries are grouped by it without keeping the strings. (Eight
-/// bytes a step, [`FastHasher`]; only compared within one analysis, never stored.)
+/// bytes a step, FxHash; only compared within one analysis, never stored.)
 pub fn logical_hash(id: &str) -> u64 {
     logical_hash_bytes(id.as_bytes())
 }
 
 /// [`logical_hash`] of text given as bytes.
 pub fn logical_hash_bytes(id: &[u8]) -> u64 {
-    let mut h = FastHasher::default();
+    let mut h = rustc_hash::FxHasher::default();
     h.write(id);
     h.write_usize(id.len());
     h.finish()
