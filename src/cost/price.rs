@@ -246,16 +246,72 @@ impl<'b> Pricer<'b> {
     }
 }
 
-/// Prices every call.
+/// Prices every call: in one run per core, each with its own pricer, merged so that reasons are numbered
+/// as one run would number them (in the order calls first meet them).
 pub fn price_calls(calls: &Calls, book: &PriceBook) -> Pricing {
-    let mut pricer = Pricer::new(book);
+    use rayon::prelude::*;
+    let size = calls.calls.len().div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let runs: Vec<Run> = calls.calls.par_chunks(size).map(|chunk| price_run(calls, chunk, book)).collect();
     let mut out = Pricing { prices: Vec::with_capacity(calls.calls.len()), ..Default::default() };
-    // Reasons are numbered in the order calls first meet them; a quote failure is looked up by its index
-    // in the pricer, without building its text again for every call that shares it.
+    let mut reason_index: HashMap<String, u32> = HashMap::new();
+    let mut unpriced_by_sym: FastMap<(Sym, Sym, u32), u64> = FastMap::default();
+    for run in runs {
+        let global: Vec<u32> = run
+            .reasons
+            .into_iter()
+            .map(|reason| {
+                let next = out.reasons.len() as u32;
+                *reason_index.entry(reason.clone()).or_insert_with(|| {
+                    out.reasons.push(reason);
+                    next
+                })
+            })
+            .collect();
+        out.prices.extend(run.prices.into_iter().map(|p| match p {
+            Price::NoPrice(local) => Price::NoPrice(global[local as usize]),
+            other => other,
+        }));
+        let (w, r) = (&mut out.without_usage, run.without_usage);
+        (w.rows, w.ok, w.error, w.timeout, w.aborted) =
+            (w.rows + r.rows, w.ok + r.ok, w.error + r.error, w.timeout + r.timeout, w.aborted + r.aborted);
+        for ((provider, model, local), rows) in run.unpriced {
+            *unpriced_by_sym.entry((provider, model, global[local as usize])).or_default() += rows;
+        }
+    }
+    // Names are built once per model, not once per unpriced call; two symbol pairs with the same name
+    // (`a:b` + `c` and `a` + `b:c`) are one model, as they were when keyed by name.
+    let mut unpriced: BTreeMap<(String, u32), u64> = BTreeMap::new();
+    for ((provider, model, index), rows) in unpriced_by_sym {
+        *unpriced.entry((model_spec(calls.name(provider), calls.name(model)), index)).or_default() += rows;
+    }
+    out.unpriced = unpriced
+        .into_iter()
+        .map(|((model, index), rows)| Unpriced { model, rows, reason: out.reasons[index as usize].clone() })
+        .collect();
+    out
+}
+
+/// The prices of a run of calls, with reasons numbered within the run.
+struct Run {
+    prices: Vec<Price>,
+    reasons: Vec<String>,
+    without_usage: WithoutUsage,
+    unpriced: FastMap<(Sym, Sym, u32), u64>,
+}
+
+fn price_run(calls: &Calls, run: &[Call], book: &PriceBook) -> Run {
+    let mut pricer = Pricer::new(book);
+    let mut out = Run {
+        prices: Vec::with_capacity(run.len()),
+        reasons: Vec::new(),
+        without_usage: WithoutUsage::default(),
+        unpriced: FastMap::default(),
+    };
+    // A quote failure is numbered by its index in the pricer, without building its text again for every
+    // call that shares it.
     let mut reason_index: HashMap<String, u32> = HashMap::new();
     let mut quote_reason: Vec<Option<u32>> = Vec::new();
-    let mut unpriced_by_sym: FastMap<(Sym, Sym, u32), u64> = FastMap::default();
-    for c in &calls.calls {
+    for c in run {
         if c.usage_source == UsageSource::Missing {
             let w = &mut out.without_usage;
             w.rows += 1;
@@ -275,10 +331,10 @@ pub fn price_calls(calls: &Calls, book: &PriceBook) -> Pricing {
             }
             Err(failure) => failure,
         };
-        let mut number = |reason: String, out: &mut Pricing| {
-            let next = out.reasons.len() as u32;
+        let mut number = |reason: String, reasons: &mut Vec<String>| {
+            let next = reasons.len() as u32;
             *reason_index.entry(reason.clone()).or_insert_with(|| {
-                out.reasons.push(reason);
+                reasons.push(reason);
                 next
             })
         };
@@ -291,27 +347,17 @@ pub fn price_calls(calls: &Calls, book: &PriceBook) -> Pricing {
                 match quote_reason[q] {
                     Some(index) => index,
                     None => {
-                        let index = number(pricer.failures[q].clone(), &mut out);
+                        let index = number(pricer.failures[q].clone(), &mut out.reasons);
                         quote_reason[q] = Some(index);
                         index
                     }
                 }
             }
-            Failure::Usage(e) => number(e.to_string(), &mut out),
+            Failure::Usage(e) => number(e.to_string(), &mut out.reasons),
         };
-        *unpriced_by_sym.entry((c.provider, c.request_model, index)).or_default() += 1;
+        *out.unpriced.entry((c.provider, c.request_model, index)).or_default() += 1;
         out.prices.push(Price::NoPrice(index));
     }
-    // Names are built once per model, not once per unpriced call; two symbol pairs with the same name
-    // (`a:b` + `c` and `a` + `b:c`) are one model, as they were when keyed by name.
-    let mut unpriced: BTreeMap<(String, u32), u64> = BTreeMap::new();
-    for ((provider, model, index), rows) in unpriced_by_sym {
-        *unpriced.entry((model_spec(calls.name(provider), calls.name(model)), index)).or_default() += rows;
-    }
-    out.unpriced = unpriced
-        .into_iter()
-        .map(|((model, index), rows)| Unpriced { model, rows, reason: out.reasons[index as usize].clone() })
-        .collect();
     out
 }
 
@@ -378,6 +424,24 @@ mod tests {
             p.unpriced.iter().any(|u| u.model == "vllm:llama-3.1-8b-instruct" && u.reason.contains("unknown provider"))
         );
         assert!(p.unpriced.iter().any(|u| u.reason.contains("service tier `scale`")));
+    }
+
+    #[test]
+    fn reasons_are_numbered_in_the_order_calls_first_meet_them() {
+        let usage = Usage::from_inclusive(1_000, 0, 0, 100, 0);
+        let ok = || row("openai", "gpt-4o-mini", None, usage, None);
+        let scale = || row("openai", "gpt-4o-mini", None, usage, Some("scale"));
+        let vllm = || row("vllm", "llama-3.1-8b-instruct", None, usage, None);
+        // Priced in runs (one per core): the second run meets both reasons again, in the other order.
+        let rows = [ok(), scale(), vllm(), vllm(), scale(), ok(), vllm(), ok()];
+        let p = price_calls(&Calls::from_rows(&rows), PriceBook::embedded());
+        assert_eq!(p.reasons.len(), 2);
+        assert!(p.reasons[0].contains("service tier `scale`") && p.reasons[1].contains("unknown provider"));
+        let indices: Vec<Option<u32>> =
+            p.prices.iter().map(|price| if let Price::NoPrice(i) = price { Some(*i) } else { None }).collect();
+        assert_eq!(indices, [None, Some(0), Some(1), Some(1), Some(0), None, Some(1), None]);
+        let rows_of = |model: &str| p.unpriced.iter().filter(|u| u.model == model).map(|u| u.rows).sum::<u64>();
+        assert_eq!((rows_of("openai:gpt-4o-mini"), rows_of("vllm:llama-3.1-8b-instruct")), (2, 3));
     }
 
     #[test]

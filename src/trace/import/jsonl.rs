@@ -7,8 +7,8 @@ use std::io::{BufRead, Read};
 use serde::Deserialize;
 
 use super::normalize::{
-    self, CacheConvention, RawCount, ReportedUsage, content_hash, content_key, parse_status, parse_time, provider_id,
-    span_key, token_count,
+    self, CacheConvention, MAX_TOKENS, RawCount, ReportedUsage, content_hash, content_key, parse_status, parse_time,
+    provider_id, span_key, token_count,
 };
 use super::{ImportOptions, ImportedRow, Record, RecordError, json_error};
 use crate::trace::model::{Message, RequestRow, RequestStatus, StreamCheckpoint, UsageSource};
@@ -165,9 +165,57 @@ struct LineCheckpoint {
 pub struct Text(pub String);
 
 impl<'de> Deserialize<'de> for Text {
+    /// Strings, by far the common case (every chunk text of a stream), are taken as they are; any other
+    /// shape is read as a JSON value and passed to [`value_text`].
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(d)?;
-        Ok(Text(value_text(&value)))
+        use serde::de::{Error, MapAccess, SeqAccess, Visitor};
+        use serde_json::Value;
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("text")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_string<E: Error>(self, v: String) -> Result<Text, E> {
+                Ok(Text(v))
+            }
+            fn visit_unit<E: Error>(self) -> Result<Text, E> {
+                Ok(Text(String::new()))
+            }
+            fn visit_none<E: Error>(self) -> Result<Text, E> {
+                Ok(Text(String::new()))
+            }
+            fn visit_bool<E: Error>(self, v: bool) -> Result<Text, E> {
+                Ok(Text(value_text(&Value::Bool(v))))
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(value_text(&Value::from(v))))
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(value_text(&Value::from(v))))
+            }
+            fn visit_f64<E: Error>(self, v: f64) -> Result<Text, E> {
+                Ok(Text(value_text(&Value::from(v))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Value>()? {
+                    items.push(item);
+                }
+                Ok(Text(value_text(&Value::Array(items))))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text, A::Error> {
+                let mut object = serde_json::Map::new();
+                while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                    object.insert(key, value);
+                }
+                Ok(Text(value_text(&Value::Object(object))))
+            }
+        }
+        d.deserialize_any(TextVisitor)
     }
 }
 
@@ -301,9 +349,11 @@ fn line_usage(u: &LineUsage) -> Result<ReportedUsage, String> {
     })
 }
 
+/// A day in ms: far beyond any request timeout.
+const DAY_MS: i128 = 86_400_000;
+
 /// A duration in milliseconds: whole and not negative. A day is far beyond any request timeout.
 fn millis(raw: &RawCount, field: &str) -> Result<u64, String> {
-    const DAY_MS: i128 = 86_400_000;
     let value = match raw {
         RawCount::Int(v) => *v,
         RawCount::Float(f) if f.is_finite() => f.round() as i128,
@@ -321,8 +371,13 @@ fn millis(raw: &RawCount, field: &str) -> Result<u64, String> {
 
 fn checkpoints(raw: Vec<LineCheckpoint>) -> Result<Vec<StreamCheckpoint>, String> {
     let mut out: Vec<StreamCheckpoint> = Vec::with_capacity(raw.len());
+    // Field names are formatted only for a message: a stream has dozens of checkpoints, and building two
+    // names for each was most of the parser's allocations.
     for (i, c) in raw.into_iter().enumerate() {
-        let t_ms = millis(&c.t_ms, &format!("stream[{i}].t_ms"))?;
+        let t_ms = match c.t_ms {
+            RawCount::Int(v) if (0..=DAY_MS).contains(&v) => v as u64,
+            ref other => millis(other, &format!("stream[{i}].t_ms"))?,
+        };
         if let Some(before) = out.last().filter(|b| b.t_ms > t_ms) {
             return Err(format!(
                 "stream[{i}].t_ms ({t_ms}) is earlier than the checkpoint before it ({})",
@@ -330,6 +385,7 @@ fn checkpoints(raw: Vec<LineCheckpoint>) -> Result<Vec<StreamCheckpoint>, String
             ));
         }
         let tokens = match &c.tokens {
+            Some(RawCount::Int(v)) if (0..=i128::from(u32::MAX).min(MAX_TOKENS as i128)).contains(v) => *v as u32,
             Some(t) => {
                 let n = token_count(t, &format!("stream[{i}].tokens"))?;
                 u32::try_from(n).map_err(|_| format!("stream[{i}].tokens is out of range"))?
@@ -345,6 +401,28 @@ fn checkpoints(raw: Vec<LineCheckpoint>) -> Result<Vec<StreamCheckpoint>, String
 mod tests {
     use super::*;
     use crate::trace::model::Usage;
+
+    #[test]
+    fn text_reads_every_shape_as_its_json_value_would() {
+        for json in [
+            r#""plain""#,
+            r#""esc\"aped \u00e9""#,
+            "null",
+            "true",
+            "42",
+            "-7",
+            "1.0",
+            "2.5e3",
+            r#"[{"type":"text","text":"a"},{"type":"text","text":"b"}]"#,
+            r#"{"message":"boom","code":1}"#,
+            r#"{"z":1,"a":[1,2]}"#,
+            "[]",
+        ] {
+            let fast: Text = serde_json::from_str(json).unwrap();
+            let value: serde_json::Value = serde_json::from_str(json).unwrap();
+            assert_eq!(fast.0, value_text(&value), "{json}");
+        }
+    }
 
     fn read(text: &str) -> Vec<Record> {
         JsonlReader::new(text.as_bytes(), ImportOptions::default()).collect()
