@@ -145,12 +145,16 @@ impl Store {
 
     /// The trace and span ids of stored requests, by row id.
     pub fn call_ids(&self, ids: &[i64]) -> Result<HashMap<i64, CallIds>, StoreError> {
-        let mut stmt =
-            self.conn.prepare_cached("SELECT trace_id, span_id FROM request WHERE id = ?1").map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT trace_id, span_id, logical_request_id FROM request WHERE id = ?1")
+            .map_err(|e| self.err(e))?;
         let mut out = HashMap::with_capacity(ids.len());
         for &id in ids {
             let found = stmt
-                .query_row([id], |r| Ok(CallIds { trace_id: r.get(0)?, span_id: r.get(1)? }))
+                .query_row([id], |r| {
+                    Ok(CallIds { trace_id: r.get(0)?, span_id: r.get(1)?, logical_request_id: r.get(2)? })
+                })
                 .map_err(|e| self.err(e))?;
             out.insert(id, found);
         }

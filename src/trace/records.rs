@@ -207,6 +207,8 @@ impl Calls {
 pub struct CallIds {
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
+    /// Eval attempts carry no trace ids; their `<run_id>/<case_id>/<sample>` names them instead.
+    pub logical_request_id: Option<String>,
 }
 
 /// One stream checkpoint, its text (if kept) as a range of the request's text buffer.

@@ -389,6 +389,31 @@ fn a_stream_without_usage_is_shown_as_missing_usage_not_as_zero_cost() {
 }
 
 #[test]
+fn tails_name_eval_attempts_by_their_sample_since_they_have_no_trace_ids() {
+    let wire = Wire::start();
+    let chunk = serde_json::json!({"choices": [{"index": 0, "delta": {"content": "I can help with that. "}}]});
+    let mut events = vec![chunk.to_string(); 24];
+    events.push(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#.into());
+    events.push(r#"{"choices":[],"usage":{"prompt_tokens":20,"completion_tokens":96,"total_tokens":116}}"#.into());
+    events.push("[DONE]".into());
+    let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+    wire.mount(
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(sse(&refs), "text/event-stream")),
+    );
+    let p = project_with(&suite(&wire.url(), 1, 1, &[("hello", "hi", "help")], ""));
+    run_json(&p, &["eval", "run", "evals/small.yaml"], 0);
+    let tails = run_json(&p, &["trace", "tails"], 0);
+    let looped = tails["examples"].as_array().unwrap().iter().find(|e| e["event"]["kind"] == "loop");
+    let looped = looped.unwrap_or_else(|| panic!("no loop example: {tails}"));
+    let logical = looped["logical_request_id"].as_str().unwrap();
+    assert!(logical.ends_with("/hello/0"), "{looped}");
+    assert_eq!(looped["trace_id"], Value::Null);
+    let (human, _) = p.run(&["trace", "tails"], 0);
+    assert!(human.contains(logical), "{human}");
+}
+
+#[test]
 fn malformed_streams_and_non_json_replies_are_provider_errors() {
     let wire = Wire::start();
     wire.mount(

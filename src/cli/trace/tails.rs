@@ -239,9 +239,10 @@ fn group_table(ctx: &Context, title: &str, groups: &[GroupTails]) -> comfy_table
 fn examples_table(ctx: &Context, examples: &[Example]) -> comfy_table::Table {
     let mut t = table(&["KIND", "TRACE / SPAN", "MODEL", "DURATION (P95)", "DETAIL"], ctx.out.color);
     for e in examples {
-        let ids = match (&e.trace_id, &e.span_id) {
-            (Some(t), Some(s)) => format!("{t}/{s}"),
-            (Some(t), None) => t.clone(),
+        let ids = match (&e.trace_id, &e.span_id, &e.logical_request_id) {
+            (Some(t), Some(s), _) => format!("{t}/{s}"),
+            (Some(t), None, _) => t.clone(),
+            (None, _, Some(logical)) => logical.clone(),
             _ => "—".into(),
         };
         let duration = match (e.latency_ms, e.model_latency_p95_ms) {

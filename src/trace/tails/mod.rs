@@ -437,6 +437,9 @@ pub struct Example {
     pub call_id: i64,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
+    /// Set for eval attempts (`<run_id>/<case_id>/<sample>`), which have no trace ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logical_request_id: Option<String>,
     pub model: String,
     pub prompt: Option<String>,
     /// RFC 3339, UTC.
@@ -497,6 +500,7 @@ impl TailReport {
             if let Some(found) = ids.get(&e.call_id) {
                 e.trace_id.clone_from(&found.trace_id);
                 e.span_id.clone_from(&found.span_id);
+                e.logical_request_id.clone_from(&found.logical_request_id);
             }
         }
     }
@@ -668,6 +672,7 @@ fn summarize(
             call_id: call.id,
             trace_id: None,
             span_id: None,
+            logical_request_id: None,
             model: calls.model_key(call),
             prompt: call.prompt_name.map(|_| prompt_key(calls, call)),
             ts: jiff::Timestamp::from_millisecond(call.ts_ms).map(|t| t.to_string()).unwrap_or_default(),
