@@ -14,7 +14,7 @@ use super::{ImportOptions, ImportedRow, Record, RecordError, json_error};
 use crate::trace::model::{Message, RequestRow, RequestStatus, StreamCheckpoint, UsageSource};
 
 /// Longest line read; a longer one is reported and skipped rather than buffered.
-const MAX_LINE: usize = 256 * 1024 * 1024;
+pub(super) const MAX_LINE: usize = 256 * 1024 * 1024;
 
 pub struct JsonlReader<R> {
     reader: R,
@@ -43,16 +43,18 @@ impl<R: BufRead> JsonlReader<R> {
         }
         self.line += 1;
         if self.buf.len() > MAX_LINE {
-            return Err(RecordError::fatal(
-                Some(self.line),
-                format!("line is longer than {} MB; is this really JSONL?", MAX_LINE >> 20),
-            ));
+            return Err(line_too_long(self.line));
         }
         while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
             self.buf.pop();
         }
         Ok(true)
     }
+}
+
+/// The error that ends a read at a line over [`MAX_LINE`] bytes.
+pub(super) fn line_too_long(line: u64) -> RecordError {
+    RecordError::fatal(Some(line), format!("line is longer than {} MB; is this really JSONL?", MAX_LINE >> 20))
 }
 
 impl<R: BufRead> Iterator for JsonlReader<R> {

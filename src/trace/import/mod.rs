@@ -26,6 +26,7 @@ mod jsonl;
 mod langfuse;
 pub mod normalize;
 mod otlp;
+mod parallel;
 pub mod scan;
 
 use std::fmt;
@@ -34,6 +35,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use serde::Serialize;
 
 pub use normalize::{CacheConvention, MAX_TOKENS, content_hash, parse_time, parse_zone};
+pub use parallel::{default_threads, records_in_parallel};
 
 use crate::trace::model::RequestRow;
 
