@@ -13,7 +13,7 @@ use crate::reconcile::render::{dollars, largest_cause, percent_of, signed_dollar
 use crate::reconcile::report::{CauseKind, Reconciliation, cents, dollars as json_dollars};
 use crate::reconcile::{self, Invoice, InvoiceError, Window, invoice};
 use crate::store::OpenMode;
-use crate::trace::import::{self, ImportOptions, OpenError, Record, SkipReason};
+use crate::trace::import::{self, ImportOptions, OpenError, Record, Seen, SeenKeys, SkipReason};
 use crate::trace::model::RequestRow;
 use crate::trace::records::RequestFilter;
 
@@ -221,6 +221,19 @@ fn reconcile_with_files(
         reconcile::reconcile_fed(book, invoice, window, |add| read_exports(exports, options, add, &mut report))?;
     for (shown, reason, n) in &report.skipped {
         ctx.msg.note(&format!("note: {shown}: skipped {} {}", thousands(*n), reason.describe()));
+    }
+    if report.duplicates > 0 {
+        ctx.msg.note(&format!(
+            "note: {} request(s) were read twice (the same span in overlapping exports) and counted once",
+            thousands(report.duplicates)
+        ));
+    }
+    if report.conflicts > 0 {
+        ctx.msg.warn(&format!(
+            "{} request(s) appear again with other content; the first one read is counted: {}",
+            thousands(report.conflicts),
+            report.first_conflicts.join("; ")
+        ));
     }
     if report.errors > 0 {
         let shown = report.first_errors.join("; ");
@@ -691,6 +704,11 @@ struct ReadReport {
     /// Records that could not be read, and the first few as `file:line: message`.
     errors: u64,
     first_errors: Vec<String>,
+    /// Requests read before (same span, or same content without ids), in this file or an earlier one.
+    duplicates: u64,
+    /// Requests read before with other content: the first one read counts, and the first few are named.
+    conflicts: u64,
+    first_conflicts: Vec<String>,
 }
 
 /// Unreadable records listed in the warning (all are counted).
@@ -705,11 +723,21 @@ fn read_exports(
     add: &mut dyn FnMut(RequestRow),
     report: &mut ReadReport,
 ) -> Result<(), CliError> {
+    let mut seen = SeenKeys::default();
     for Export { shown, source } in exports {
         let mut skipped: std::collections::BTreeMap<SkipReason, u64> = Default::default();
         for record in import::records_in_parallel(source, options, import::default_threads()) {
             match record {
-                Record::Row(imported) => add(imported.row),
+                Record::Row(imported) => match seen.check(&imported) {
+                    Seen::New => add(imported.row),
+                    Seen::Duplicate => report.duplicates += 1,
+                    Seen::Conflict => {
+                        report.conflicts += 1;
+                        if report.first_conflicts.len() < ERRORS_SHOWN {
+                            report.first_conflicts.push(format!("{shown}:{} ({})", imported.line, imported.key));
+                        }
+                    }
+                },
                 Record::Skipped { reason, .. } => *skipped.entry(reason).or_default() += 1,
                 Record::Error(e) => {
                     let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();

@@ -134,6 +134,45 @@ fn the_bundled_month_is_explained_to_the_cent_from_api_pages() {
 }
 
 #[test]
+fn the_same_spans_in_overlapping_exports_are_counted_once() {
+    let p = bundled();
+    let args = ["reconcile", "--invoice", "month/invoice", "--traces", "month/traces.jsonl", "--month", "2026-10"];
+    let once = json(&p, &args, 0);
+    let total = p.read("month/traces.jsonl").lines().count();
+    let mut twice_args = args.to_vec();
+    twice_args.insert(5, "month/traces.jsonl");
+    let twice = json(&p, &twice_args, 0);
+    assert_eq!(twice, once);
+    let (_, stderr) = p.run(&twice_args, 0);
+    assert!(stderr.contains(&format!("{} request(s) were read twice", thousands(total))), "{stderr}");
+    // The same span with other tokens: the first one read counts, and the conflict is named.
+    let first = p.read("month/traces.jsonl").lines().next().unwrap().to_string();
+    let mut changed: Value = serde_json::from_str(&first).unwrap();
+    let output = changed["usage"]["output_tokens"].as_u64().unwrap();
+    changed["usage"]["output_tokens"] = (output + 1).into();
+    p.write("changed.jsonl", &format!("{changed}\n"));
+    let with_conflict = ["reconcile", "--invoice", "month/invoice", "--traces", "month/traces.jsonl", "changed.jsonl"];
+    let (stdout, stderr) = p.run(&[&with_conflict[..], &["--month", "2026-10", "--format", "json"]].concat(), 0);
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap(), once);
+    assert!(
+        stderr.contains("1 request(s) appear again with other content") && stderr.contains("changed.jsonl:1"),
+        "{stderr}"
+    );
+}
+
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
 fn the_bundled_month_is_explained_the_same_from_csv_exports() {
     let p = bundled();
     let api = json(

@@ -28,6 +28,7 @@ pub mod normalize;
 mod otlp;
 mod parallel;
 pub mod scan;
+mod seen;
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
@@ -36,6 +37,7 @@ use serde::Serialize;
 
 pub use normalize::{CacheConvention, MAX_TOKENS, content_hash, parse_time, parse_zone};
 pub use parallel::{default_threads, records_in_parallel};
+pub use seen::{Seen, SeenKeys};
 
 use crate::trace::model::RequestRow;
 
