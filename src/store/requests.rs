@@ -270,42 +270,177 @@ impl Store {
         }
         Ok(out.into_iter().map(|(_, row)| row).collect())
     }
-    /// Streams the stored requests matching `filter` to `visit` in time order (ties in id order), one at a
-    /// time, so that a month of a million rows is never held in memory; returns how many it read.
-    ///
+
+    /// Streams the stored requests matching `filter` to `visit` in time order (ties in id order), so that a
+    /// month of a million rows is never held in memory; returns how many it read.
     /// Rows carry what describes a call and what it was billed for: provider, models, project, API key,
     /// conversation, logical request, attempt, status, streamed, usage and its source, tier and batch.
     /// Tenant, trace and span ids, latencies, prompt, finish reason, error, messages and output are not
     /// read (left empty). Stream checkpoints (times and tokens, no text) are read only for rows without
     /// usage: for those they are the only record of what a stream delivered, while reading every streamed
     /// row's checkpoints would multiply the read by the chunks per call.
+    ///
+    /// A large read is cut into time slices read side by side on read-only connections and handed to
+    /// `visit` in order on this thread; a fixed number of slices is in flight, so memory does not grow with
+    /// the window. Every slice reads only rows that existed when the read began (ids only grow), so a
+    /// concurrent import cannot add rows to some slices and not to others.
     pub fn for_each_request_by_time(
         &self,
         filter: &RequestFilter,
         mut visit: impl FnMut(RequestRow),
     ) -> Result<u64, StoreError> {
         let (condition, values) = where_clause(filter);
-        // `request_by_time` holds (ts_ms, id): the rows come out of the index in this order, unsorted.
-        let sql = format!("SELECT {BILLED_COLUMNS} FROM request{condition} ORDER BY ts_ms, id");
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(values.iter())).map_err(|e| self.err(e))?;
-        let mut count = 0;
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let (id, mut row) = billed_row(r).map_err(|e| self.err(e))?;
-            let usage_less =
-                row.usage_source == UsageSource::Missing || row.usage.input_total + row.usage.output_total == 0;
-            if usage_less {
-                // The same connection, inside the outer read: it sees the same snapshot.
-                let mut stream = streams::read(&self.conn, id).map_err(|e| self.err(e))?;
-                // Billing needs when and how many tokens, never the text.
-                stream.iter_mut().for_each(|c| c.text = None);
-                row.stream = stream;
-            }
-            visit(row);
-            count += 1;
+        let extent = format!("SELECT count(*), min(ts_ms), max(ts_ms), max(id) FROM request{condition}");
+        let (rows, first_ts, last_ts, last_id): (i64, Option<i64>, Option<i64>, Option<i64>) = self
+            .conn
+            .query_row(&extent, rusqlite::params_from_iter(values.iter()), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let (Some(first_ts), Some(last_ts), Some(last_id)) = (first_ts, last_ts, last_id) else {
+            return Ok(0);
+        };
+        let slices = time_slices(first_ts, last_ts, rows);
+        let connections = if slices.len() > 1 { self.read_connections(READERS)? } else { Vec::new() };
+        if connections.len() < 2 {
+            let rows =
+                read_billed_slice(&self.conn, filter, (first_ts, last_ts + 1), last_id).map_err(|e| self.err(e))?;
+            let count = rows.len() as u64;
+            rows.into_iter().for_each(visit);
+            return Ok(count);
         }
+        let mut count = 0;
+        for_each_slice_in_order(connections, &slices, filter, last_id, |rows| {
+            count += rows.len() as u64;
+            rows.into_iter().for_each(&mut visit);
+        })
+        .map_err(|e| self.err(e))?;
         Ok(count)
     }
+
+    /// Up to `n` extra read-only connections (none for an in-memory state).
+    fn read_connections(&self, n: usize) -> Result<Vec<Connection>, StoreError> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            match self.read_connection()? {
+                Some(conn) => out.push(conn),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Connections that read slices of a time-ordered read at once: the caller's thread folds what they read,
+/// which costs a small fraction of reading it, so two keep both cores busy.
+const READERS: usize = 2;
+/// Rows per slice of a time-ordered read, on average: large enough that a query per slice costs nothing
+/// next to its rows, small enough that the slices in flight stay a few megabytes.
+const ROWS_PER_SLICE: i64 = if cfg!(test) { 2 } else { 16_384 };
+/// Slices read but not yet folded, per reader.
+const SLICES_IN_FLIGHT_PER_READER: usize = 4;
+
+/// `[first, last]` cut into half-open ranges of equal length, about [`ROWS_PER_SLICE`] rows each if the
+/// rows were spread evenly; one range when there are few rows.
+fn time_slices(first: i64, last: i64, rows: i64) -> Vec<(i64, i64)> {
+    let span = last - first + 1;
+    let count = (rows / ROWS_PER_SLICE).clamp(1, span.min(1 << 16));
+    let width = (span + count - 1) / count;
+    (0..count).map(|i| (first + i * width, (first + (i + 1) * width).min(last + 1))).filter(|(a, b)| a < b).collect()
+}
+
+/// Reads `slices` on `connections` (one thread each) and hands each slice's rows to `fold` in slice
+/// order. A reader takes a slice only with a permit, which comes back when `fold` has had the slice.
+fn for_each_slice_in_order(
+    connections: Vec<Connection>,
+    slices: &[(i64, i64)],
+    filter: &RequestFilter,
+    last_id: i64,
+    mut fold: impl FnMut(Vec<RequestRow>),
+) -> rusqlite::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc::sync_channel;
+
+    let in_flight = connections.len() * SLICES_IN_FLIGHT_PER_READER;
+    let next = AtomicUsize::new(0);
+    let (permit_tx, permit_rx) = sync_channel::<()>(in_flight);
+    let permit_rx = std::sync::Mutex::new(permit_rx);
+    let (row_tx, row_rx) = sync_channel::<(usize, rusqlite::Result<Vec<RequestRow>>)>(in_flight);
+    for _ in 0..in_flight {
+        permit_tx.send(()).expect("the channel has room for every permit");
+    }
+    std::thread::scope(|scope| {
+        for conn in connections {
+            let (next, permit_rx, row_tx) = (&next, &permit_rx, row_tx.clone());
+            scope.spawn(move || {
+                loop {
+                    let permit = permit_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
+                    if permit.is_err() {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&slice) = slices.get(i) else { return };
+                    let rows = read_billed_slice(&conn, filter, slice, last_id);
+                    if row_tx.send((i, rows)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(row_tx);
+        // Owns the permits' sender and the rows' receiver: when it returns (done, or at an error) both
+        // close, and readers waiting on either end, so that the scope can join them.
+        let mut fold_in_order = move || -> rusqlite::Result<()> {
+            let mut waiting = std::collections::BTreeMap::new();
+            for i in 0..slices.len() {
+                let rows = loop {
+                    if let Some(rows) = waiting.remove(&i) {
+                        break rows;
+                    }
+                    let Ok((j, rows)) = row_rx.recv() else {
+                        unreachable!("readers keep reading until every slice is out or the receiver is gone")
+                    };
+                    waiting.insert(j, rows);
+                };
+                fold(rows?);
+                let _ = permit_tx.try_send(());
+            }
+            Ok(())
+        };
+        fold_in_order()
+    })
+}
+
+/// The rows of one time slice `[from, to)` matching `filter`, with ids up to `last_id`, in time order.
+fn read_billed_slice(
+    conn: &Connection,
+    filter: &RequestFilter,
+    (from, to): (i64, i64),
+    last_id: i64,
+) -> rusqlite::Result<Vec<RequestRow>> {
+    let (condition, mut values) = where_clause(filter);
+    let n = values.len();
+    let slice = format!("ts_ms >= ?{} AND ts_ms < ?{} AND id <= ?{}", n + 1, n + 2, n + 3);
+    values.extend([from, to, last_id].map(rusqlite::types::Value::Integer));
+    let condition = if condition.is_empty() { format!(" WHERE {slice}") } else { format!("{condition} AND {slice}") };
+    // `request_by_time` holds (ts_ms, id): the rows come out of the index in this order, unsorted.
+    let sql = format!("SELECT {BILLED_COLUMNS} FROM request{condition} ORDER BY ts_ms, id");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let (id, mut row) = billed_row(r)?;
+        let usage_less =
+            row.usage_source == UsageSource::Missing || row.usage.input_total + row.usage.output_total == 0;
+        if usage_less {
+            let mut stream = streams::read(conn, id)?;
+            // Billing needs when and how many tokens, never the text.
+            stream.iter_mut().for_each(|c| c.text = None);
+            row.stream = stream;
+        }
+        out.push(row);
+    }
+    Ok(out)
 }
 
 /// Requests per read below which one connection reads everything (a second costs more than it saves).
@@ -890,6 +1025,64 @@ mod tests {
             .unwrap();
         seen.extend(collected.into_inner().unwrap());
         assert_eq!(seen, [(call.id, 2, vec![Some("hello".to_string()), None])]);
+    }
+
+    #[test]
+    fn a_window_read_in_time_slices_on_two_connections_comes_out_as_one_ordered_read() {
+        use crate::trace::generate::{GenerateConfig, generate};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store =
+            Store::open(&dir.path().join("state.db"), crate::store::OpenMode::CreateIfMissing, false).unwrap();
+        let mut rows: Vec<RequestRow> =
+            generate(&GenerateConfig { conversations: 30, messages: false, ..GenerateConfig::default() })
+                .map(|g| g.row)
+                .collect();
+        // Ties in time are ordered by id, across slice boundaries too.
+        let tie = rows[5].ts;
+        rows.iter_mut().skip(6).step_by(7).for_each(|r| r.ts = tie);
+        // Streams cut off without usage: billing reads their checkpoints.
+        for r in rows.iter_mut().filter(|r| !r.stream.is_empty()).step_by(3) {
+            (r.usage_source, r.usage, r.status) = (UsageSource::Missing, Usage::default(), RequestStatus::Aborted);
+        }
+        let keys: Vec<String> = (0..rows.len()).map(|i| format!("k{i:04}")).collect();
+        let batch: Vec<NewRequest<'_>> = rows
+            .iter()
+            .zip(&keys)
+            .map(|(row, key)| NewRequest { source: RequestSource::Import, key, content_hash: None, row })
+            .collect();
+        store.insert_requests(&batch).unwrap();
+        let window = RequestFilter {
+            since: Some(rows.iter().map(|r| r.ts).min().unwrap()),
+            until: Some(rows.iter().map(|r| r.ts).max().unwrap()),
+            ..RequestFilter::default()
+        };
+        let (condition, values) = where_clause(&window);
+        let expected_ids: Vec<i64> = {
+            let sql = format!("SELECT id FROM request{condition} ORDER BY ts_ms, id");
+            let mut stmt = store.conn.prepare(&sql).unwrap();
+            stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let expected = read_billed_slice(&store.conn, &window, (i64::MIN, i64::MAX), i64::MAX).unwrap();
+        assert_eq!(expected.len(), expected_ids.len());
+        assert!(time_slices(0, 1_000_000, expected.len() as i64).len() > 10, "the read is cut into many slices");
+        let mut seen = Vec::new();
+        let n = store.for_each_request_by_time(&window, |r| seen.push(r)).unwrap();
+        assert_eq!(n as usize, expected.len());
+        assert_eq!(seen, expected);
+        assert!(seen.iter().any(|r| !r.stream.is_empty()), "rows without usage bring their checkpoints");
+    }
+
+    #[test]
+    fn time_slices_cover_the_range_once() {
+        for (first, last, rows) in [(0, 0, 1), (10, 10, 100), (0, 99, 7), (-5, 1_000_003, 4_000), (3, 9, 1_000)] {
+            let slices = time_slices(first, last, rows);
+            assert_eq!(slices.first().unwrap().0, first);
+            assert_eq!(slices.last().unwrap().1, last + 1);
+            assert!(slices.windows(2).all(|w| w[0].1 == w[1].0 && w[0].0 < w[0].1), "{slices:?}");
+        }
     }
 
     #[test]
