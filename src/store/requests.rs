@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use jiff::Timestamp;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row, params};
 
@@ -418,11 +419,21 @@ fn read_billed_slice(
     (from, to): (i64, i64),
     last_id: i64,
 ) -> rusqlite::Result<Vec<RequestRow>> {
-    let (condition, mut values) = where_clause(filter);
-    let n = values.len();
-    let slice = format!("ts_ms >= ?{} AND ts_ms < ?{} AND id <= ?{}", n + 1, n + 2, n + 3);
-    values.extend([from, to, last_id].map(rusqlite::types::Value::Integer));
-    let condition = if condition.is_empty() { format!(" WHERE {slice}") } else { format!("{condition} AND {slice}") };
+    // The slice's bounds replace the filter's (they lie within them): SQLite takes one lower and one upper
+    // bound per column for an index range, so a second pair would be checked row by row over the window.
+    let at = |ms: i64| Timestamp::from_millisecond(ms).ok();
+    let sliced = RequestFilter {
+        since: at(from).max(filter.since),
+        until: match (at(to), filter.until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
+        ..filter.clone()
+    };
+    let (condition, mut values) = where_clause(&sliced);
+    values.push(rusqlite::types::Value::Integer(last_id));
+    let id_cap = format!("id <= ?{}", values.len());
+    let condition = if condition.is_empty() { format!(" WHERE {id_cap}") } else { format!("{condition} AND {id_cap}") };
     // `request_by_time` holds (ts_ms, id): the rows come out of the index in this order, unsorted.
     let sql = format!("SELECT {BILLED_COLUMNS} FROM request{condition} ORDER BY ts_ms, id");
     let mut stmt = conn.prepare_cached(&sql)?;
