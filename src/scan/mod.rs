@@ -160,7 +160,8 @@ pub struct Scanner {
 }
 
 impl Scanner {
-    /// Parses the prompt side (examples, manifests, rules) and builds the shared indexes.
+    /// Parses the prompt side (examples, manifests, rules) and checks it (secrets, PII, provenance). The
+    /// shared indexes trace texts are looked up in are built when the first trace source is scanned.
     pub fn new(inputs: ScanInputs) -> Result<Scanner, ScanError> {
         Ok(Scanner { side: PromptSide::build(inputs)? })
     }
@@ -201,12 +202,13 @@ impl Scanner {
         report
     }
 
-    /// Sizes of the shared prompt-side indexes.
+    /// Sizes of the shared prompt-side indexes (which builds them, if no trace was scanned yet).
     pub fn index_stats(&self) -> IndexStats {
+        let indexes = self.side.indexes();
         IndexStats {
             examples: self.side.examples.len(),
-            shingles: self.side.shingles.len(),
-            entities: self.side.entities.len(),
+            shingles: indexes.shingles.len(),
+            entities: indexes.entities.len(),
         }
     }
 
