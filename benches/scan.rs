@@ -69,7 +69,13 @@ fn trace_scan_dense(bencher: Bencher) {
 #[divan::bench(sample_count = 10)]
 fn prompt_side(bencher: Bencher) {
     let corpus = support_corpus();
-    bencher.bench(|| Scanner::new(corpus.inputs.clone()).expect("valid"));
+    bencher.bench(|| with_indexes(Scanner::new(corpus.inputs.clone()).expect("valid")));
+}
+
+/// The scanner with its overlap indexes built (they are built on first use, by the first trace source).
+fn with_indexes(scanner: Scanner) -> Scanner {
+    divan::black_box(scanner.index_stats());
+    scanner
 }
 
 fn store_traces(store: &FewShotStore, mix: TraceMix) -> Vec<u8> {
@@ -87,20 +93,32 @@ fn store_trace_scan(bencher: Bencher, mix: TraceMix) {
     bencher.counter(BytesCount::new(traces.len())).bench(|| scan_all(&scanner, &traces));
 }
 
-/// The prompt side of the budget's store.
+/// The prompt side of the budget's store, overlap indexes included.
 #[divan::bench(sample_count = 10)]
 fn store_prompt_side(bencher: Bencher) {
     let inputs = FewShotStore::generate(STORE_SEED, StoreShape::budget()).inputs();
-    bencher.bench(|| Scanner::new(inputs.clone()).expect("valid"));
+    bencher.bench(|| with_indexes(Scanner::new(inputs.clone()).expect("valid")));
 }
 
-/// The prompt side of a 10 MB prompt repo: secrets, PII, provenance, indexes.
+/// The prompt side of a 10 MB prompt repo as `promptctl scan` without traces does it: secrets, PII,
+/// provenance (the overlap indexes are not built).
 #[divan::bench(sample_count = 5, sample_size = 1)]
 fn prompt_repo_side(bencher: Bencher) {
     let inputs = prompt_repo(STORE_SEED, PROMPT_REPO_BYTES).inputs();
-    let bytes: usize =
-        inputs.prompts.iter().map(|p| p.text.len() + p.examples.as_ref().map_or(0, |e| e.text.len())).sum();
-    bencher.counter(BytesCount::new(bytes)).bench(|| Scanner::new(inputs.clone()).expect("valid"));
+    bencher.counter(BytesCount::new(input_bytes(&inputs))).bench(|| Scanner::new(inputs.clone()).expect("valid"));
+}
+
+/// The same with the overlap indexes built, as a scan with traces does.
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn prompt_repo_side_with_indexes(bencher: Bencher) {
+    let inputs = prompt_repo(STORE_SEED, PROMPT_REPO_BYTES).inputs();
+    bencher
+        .counter(BytesCount::new(input_bytes(&inputs)))
+        .bench(|| with_indexes(Scanner::new(inputs.clone()).expect("valid")));
+}
+
+fn input_bytes(inputs: &promptctl::scan::ScanInputs) -> usize {
+    inputs.prompts.iter().map(|p| p.text.len() + p.examples.as_ref().map_or(0, |e| e.text.len())).sum()
 }
 
 /// Runs `promptctl scan . [--traces FILE]` in `repo` as a process, JSON report to /dev/null.

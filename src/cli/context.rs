@@ -115,9 +115,7 @@ impl Context {
 
     /// A path as the user would type it: relative to the current directory when below it.
     pub fn display_path(&self, path: &Path) -> String {
-        let rel = path.strip_prefix(&self.cwd).unwrap_or(path);
-        let shown = rel.to_string_lossy().into_owned();
-        if shown.is_empty() { ".".into() } else { shown }
+        display_path(&self.cwd, path)
     }
 
     /// Whether progress bars may be drawn on stderr.
@@ -128,6 +126,14 @@ impl Context {
             && std::env::var("CI").map_or(true, |v| v != "true" && v != "1")
             && std::io::stderr().is_terminal()
     }
+}
+
+/// `path` as shown to a user working in `cwd` (see [`Context::display_path`]); for code that runs off
+/// the thread holding the context.
+pub fn display_path(cwd: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(cwd).unwrap_or(path);
+    let shown = rel.to_string_lossy().into_owned();
+    if shown.is_empty() { ".".into() } else { shown }
 }
 
 /// Who is making a change, for label history and audit events.

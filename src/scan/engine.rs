@@ -2,8 +2,10 @@
 //! and the read-only structures the trace side shares (shingle table, entity automaton).
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use jiff::Timestamp;
+use rayon::prelude::*;
 
 use super::draft::Draft;
 use super::entities::EntityIndex;
@@ -55,14 +57,22 @@ pub struct ExampleRef {
     pub deployed_at: Option<Timestamp>,
 }
 
+/// The structures trace texts are looked up in, read-only and shared by all threads.
+pub struct OverlapIndexes {
+    pub shingles: ShingleIndex,
+    pub entities: EntityIndex,
+}
+
 /// Everything the trace side needs, read-only and shared by all threads.
 pub struct PromptSide {
     pub options: ScanOptions,
     pub prompts: Vec<PromptMeta>,
     pub examples: Vec<ExampleRef>,
     pub manifests: Vec<Manifest>,
-    pub shingles: ShingleIndex,
-    pub entities: EntityIndex,
+    /// Built on first use: a scan without traces (secrets, PII, provenance) never needs them, and they
+    /// cost more than the rest of the prompt side (over a 10 MB prompt repo, the entity values' automaton
+    /// alone took half a second of CPU).
+    indexes: OnceLock<OverlapIndexes>,
     pub rules: SecretRules,
     pub files: usize,
     pub drafts: Vec<Draft>,
@@ -72,31 +82,44 @@ pub struct PromptSide {
 
 impl PromptSide {
     pub fn build(inputs: ScanInputs) -> Result<PromptSide, ScanError> {
-        let ScanInputs { prompts, provenance, rules, options } = inputs;
+        let ScanInputs { mut prompts, provenance, rules, options } = inputs;
         let rules = match rules {
             Some(file) => SecretRules::with_user_file(&file.text, &file.path)?,
             None => SecretRules::builtin()?,
         };
         let mut drafts = Vec::new();
         let metas: Vec<PromptMeta> = prompts.iter().map(prompt_meta).collect();
-        let example_files = collect_example_files(&prompts);
+        let mut parsed_examples: Vec<Option<Vec<serde_json::Value>>> =
+            prompts.iter_mut().map(|p| p.parsed_examples.take()).collect();
+        let mut example_files = collect_example_files(&prompts, &mut parsed_examples);
+        // Files are parsed and scanned in parallel; results are taken in file order, so that the drafts,
+        // the example numbering and the first error are those of a sequential run.
+        let scanned: Vec<Result<(Vec<Example>, Vec<Draft>), ScanError>> = example_files
+            .par_iter_mut()
+            .map(|file| {
+                let (file, items) = (file.file, file.parsed.take());
+                let parsed = parse_examples(&file.path, &file.text, items)?;
+                let file_drafts = scan_text_file(&rules, &file.path, &file.text, Some(&parsed));
+                Ok((parsed, file_drafts))
+            })
+            .collect();
         let mut examples = Vec::new();
-        for (file, users) in &example_files {
-            let parsed = parse_examples(&file.path, &file.text)?;
-            scan_text_file(&rules, file, Some(&parsed), &mut drafts);
-            examples.extend(example_refs(file, parsed, users, &metas));
+        for (file, result) in example_files.iter().zip(scanned) {
+            let (parsed, file_drafts) = result?;
+            drafts.extend(file_drafts);
+            examples.extend(example_refs(file.file, parsed, &file.users, &metas));
         }
-        for prompt in &prompts {
-            let file = SourceFile { path: prompt.path.clone(), text: prompt.text.clone() };
-            scan_text_file(&rules, &file, None, &mut drafts);
+        let prompt_drafts: Vec<Vec<Draft>> =
+            prompts.par_iter().map(|p| scan_text_file(&rules, &p.path, &p.text, None)).collect();
+        for (prompt, prompt_drafts) in prompts.iter().zip(prompt_drafts) {
+            drafts.extend(prompt_drafts);
             if prompt.scope.is_none() {
                 drafts.push(unconfigured_scope(prompt));
             }
         }
-        let manifests = provenance.iter().map(|f| parse_manifest(&f.path, &f.text)).collect::<Result<Vec<_>, _>>()?;
+        let manifests =
+            provenance.par_iter().map(|f| parse_manifest(&f.path, &f.text)).collect::<Result<Vec<_>, _>>()?;
         check_provenance(&examples, &metas, &manifests, &mut drafts);
-        let shingles = build_shingles(&examples, &options);
-        let entities = EntityIndex::build(example_texts(&examples));
         let turns_by_name = metas.iter().filter_map(|m| m.name.clone().map(|n| (n, m.rendered_turns))).collect();
         let default_turns = default_turns(&metas);
         Ok(PromptSide {
@@ -105,12 +128,24 @@ impl PromptSide {
             prompts: metas,
             examples,
             manifests,
-            shingles,
-            entities,
+            indexes: OnceLock::new(),
             rules,
             drafts,
             turns_by_name,
             default_turns,
+        })
+    }
+
+    /// The shingle table and the entity automaton, built on the first call. Call it on the thread that
+    /// starts a parallel scan, before the scan: a rayon worker that built them here could, while waiting
+    /// for its own parallel build, pick up a scan job that asks for them again.
+    pub fn indexes(&self) -> &OverlapIndexes {
+        self.indexes.get_or_init(|| {
+            let (shingles, entities) = rayon::join(
+                || build_shingles(&self.examples, &self.options),
+                || EntityIndex::build(example_texts(&self.examples)),
+            );
+            OverlapIndexes { shingles, entities }
         })
     }
 
@@ -141,14 +176,31 @@ fn default_turns(metas: &[PromptMeta]) -> usize {
     metas.iter().map(|m| m.rendered_turns).max().unwrap_or(0)
 }
 
-/// Examples files, each once, with the prompts that use it.
-fn collect_example_files(prompts: &[PromptInput]) -> Vec<(SourceFile, Vec<usize>)> {
-    let mut files: Vec<(SourceFile, Vec<usize>)> = Vec::new();
+/// An examples file of the scan.
+struct ExamplesFile<'p> {
+    file: &'p SourceFile,
+    /// Its items, if a prompt's caller had them parsed already.
+    parsed: Option<Vec<serde_json::Value>>,
+    /// The prompts that use it.
+    users: Vec<usize>,
+}
+
+/// Examples files, each once, with the prompts that use it; `parsed` holds each prompt's
+/// `parsed_examples` (taken).
+fn collect_example_files<'p>(
+    prompts: &'p [PromptInput],
+    parsed: &mut [Option<Vec<serde_json::Value>>],
+) -> Vec<ExamplesFile<'p>> {
+    let mut files: Vec<ExamplesFile<'p>> = Vec::new();
     for (i, p) in prompts.iter().enumerate() {
         let Some(ex) = &p.examples else { continue };
-        match files.iter_mut().find(|(f, _)| f.path == ex.path) {
-            Some((_, users)) => users.push(i),
-            None => files.push((ex.clone(), vec![i])),
+        match files.iter_mut().find(|f| f.file.path == ex.path) {
+            Some(f) => {
+                f.users.push(i);
+                // Items of the same file, parsed the same way, are the same: any prompt's will do.
+                f.parsed = f.parsed.take().or_else(|| parsed[i].take());
+            }
+            None => files.push(ExamplesFile { file: ex, parsed: parsed[i].take(), users: vec![i] }),
         }
     }
     files
@@ -172,34 +224,33 @@ fn example_texts(examples: &[ExampleRef]) -> impl Iterator<Item = (u32, &str)> {
 }
 
 fn build_shingles(examples: &[ExampleRef], options: &ScanOptions) -> ShingleIndex {
-    let texts = examples
-        .iter()
-        .enumerate()
-        .flat_map(|(i, e)| {
-            e.example.fields.iter().map(move |field| {
-                let mut words = Words::default();
-                words.fill(&field.text);
-                IndexedText { example: i as u32, words }
-            })
+    let fields: Vec<(u32, &str)> = example_texts(examples).collect();
+    let texts = fields
+        .par_iter()
+        .map(|&(example, text)| {
+            let mut words = Words::default();
+            words.fill(text);
+            IndexedText { example, words }
         })
         .collect();
     ShingleIndex::build(texts, options.shingle_words, options.max_postings)
 }
 
 /// Secrets and PII in one file, template expressions masked; positions are those of the file.
-fn scan_text_file(rules: &SecretRules, file: &SourceFile, examples: Option<&[Example]>, out: &mut Vec<Draft>) {
-    let masked = mask_template(&file.text);
-    let lines = LineIndex::new(&file.text);
+fn scan_text_file(rules: &SecretRules, path: &str, text: &str, examples: Option<&[Example]>) -> Vec<Draft> {
+    let mut out = Vec::new();
+    let masked = mask_template(text);
+    let lines = LineIndex::new(text);
     let example_at =
         |offset: usize| examples.and_then(|exs| exs.iter().find(|e| e.span.contains(&offset)).map(|e| e.id.clone()));
     for m in rules.find(&masked) {
         let rule = &rules.rules()[m.rule];
-        let (line, column) = lines.position(&file.text, m.span.start);
+        let (line, column) = lines.position(text, m.span.start);
         out.push(Draft {
             kind: FindingKind::Secret,
             rule: rule.id.clone(),
             severity: rule.severity,
-            path: file.path.clone(),
+            path: path.to_string(),
             line,
             column,
             example_id: example_at(m.span.start),
@@ -211,12 +262,12 @@ fn scan_text_file(rules: &SecretRules, file: &SourceFile, examples: Option<&[Exa
     }
     for m in find_pii(&masked) {
         let value = &masked[m.span.clone()];
-        let (line, column) = lines.position(&file.text, m.span.start);
+        let (line, column) = lines.position(text, m.span.start);
         out.push(Draft {
             kind: FindingKind::Pii,
             rule: m.kind.rule().to_string(),
             severity: m.severity,
-            path: file.path.clone(),
+            path: path.to_string(),
             line,
             column,
             example_id: example_at(m.span.start),
@@ -226,6 +277,7 @@ fn scan_text_file(rules: &SecretRules, file: &SourceFile, examples: Option<&[Exa
             value: normalize_pii_value(value),
         });
     }
+    out
 }
 
 /// The same card or phone number written with other spacing must hash alike.

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, Input, MatchKind, StartKind};
+use rayon::prelude::*;
 use regex::Regex;
 
 use super::normalize::Words;
@@ -42,6 +43,16 @@ pub struct EntityIndex {
     /// Hashes of the values' first normalized words, with how many bytes precede that word in the value
     /// (`(415) …` starts one byte before `415`).
     first_words: IdentityMap<Vec<usize>>,
+    /// One bit per first-word hash (top bits), checked before the table: most words of a trace are no
+    /// value's first word, and the bits stay in cache where the table does not.
+    first_word_bits: Vec<u64>,
+}
+
+/// Bits of the first-word filter (2^18 bits = 32 KiB).
+const FIRST_WORD_BITS: u32 = 18;
+
+fn first_word_bit(hash: u64) -> usize {
+    (hash >> (64 - FIRST_WORD_BITS)) as usize
 }
 
 /// An entity of the index seen in a trace text.
@@ -50,9 +61,33 @@ pub struct EntityHit {
     pub entry: u32,
 }
 
-static LONG_ID: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]\b").unwrap());
+/// A token pattern in two builds: Unicode word boundaries for texts with non-ASCII characters, ASCII ones
+/// for the rest. On ASCII text the two find the same matches, but with Unicode boundaries the regex
+/// crate's DFAs stop at the first non-ASCII byte and the search falls back to a much slower engine.
+struct TokenPattern {
+    unicode: Regex,
+    ascii: Regex,
+}
+
+impl TokenPattern {
+    /// `pattern` uses `\b` only as a word boundary (never escaped, never in a class).
+    fn new(pattern: &str) -> TokenPattern {
+        TokenPattern {
+            unicode: Regex::new(pattern).expect("valid pattern"),
+            ascii: Regex::new(&pattern.replace(r"\b", r"(?-u:\b)")).expect("valid pattern"),
+        }
+    }
+
+    fn find_iter<'t>(&self, text: &'t str) -> regex::Matches<'_, 't> {
+        if text.is_ascii() { self.ascii.find_iter(text) } else { self.unicode.find_iter(text) }
+    }
+}
+
+static LONG_ID: LazyLock<TokenPattern> =
+    LazyLock::new(|| TokenPattern::new(r"\b[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]\b"));
 static DATE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\d{4}-\d{2}-\d{2}$|^\d{2}[-/]\d{2}[-/]\d{4}$").unwrap());
-static NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[A-Z][a-z]{1,20}(?: [A-Z][a-z]{1,20}){1,2}\b").unwrap());
+static NAME: LazyLock<TokenPattern> =
+    LazyLock::new(|| TokenPattern::new(r"\b[A-Z][a-z]{1,20}(?: [A-Z][a-z]{1,20}){1,2}\b"));
 
 /// Bytes around a strong entity searched for a name.
 const NAME_WINDOW: usize = 60;
@@ -106,9 +141,13 @@ pub fn extract_entities(text: &str) -> Vec<(String, Strength)> {
 impl EntityIndex {
     /// Builds the automaton from `(example, text)` pairs.
     pub fn build<'a>(texts: impl IntoIterator<Item = (u32, &'a str)>) -> EntityIndex {
+        let texts: Vec<(u32, &str)> = texts.into_iter().collect();
+        // Extraction runs in parallel; the values are folded in text order, as a sequential run would.
+        let extracted: Vec<(u32, Vec<(String, Strength)>)> =
+            texts.par_iter().map(|&(example, text)| (example, extract_entities(text))).collect();
         let mut by_value: HashMap<String, EntityEntry> = HashMap::new();
-        for (example, text) in texts {
-            for (value, strength) in extract_entities(text) {
+        for (example, values) in extracted {
+            for (value, strength) in values {
                 let entry = by_value
                     .entry(value.to_ascii_lowercase())
                     .or_insert(EntityEntry { strength, examples: Vec::new() });
@@ -121,6 +160,8 @@ impl EntityIndex {
         let mut values: Vec<(String, EntityEntry)> = by_value.into_iter().collect();
         values.sort_by(|a, b| a.0.cmp(&b.0));
         let patterns: Vec<&str> = values.iter().map(|(v, _)| v.as_str()).collect();
+        // A contiguous NFA, not a DFA: searches are short and anchored, and over a 10 MB prompt repo's
+        // values the DFA took 300 MB and most of the build time without scanning traces any faster.
         let automaton = if patterns.is_empty() {
             None
         } else {
@@ -128,15 +169,17 @@ impl EntityIndex {
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::LeftmostLongest)
                 .start_kind(StartKind::Anchored)
-                .kind(Some(AhoCorasickKind::DFA))
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .build(&patterns)
                 .ok()
         };
-        EntityIndex {
-            automaton,
-            first_words: first_word_table(&patterns),
-            entries: values.into_iter().map(|(_, e)| e).collect(),
+        let first_words = first_word_table(&patterns);
+        let mut first_word_bits = vec![0u64; 1 << (FIRST_WORD_BITS - 6)];
+        for hash in first_words.keys() {
+            let bit = first_word_bit(*hash);
+            first_word_bits[bit >> 6] |= 1 << (bit & 63);
         }
+        EntityIndex { automaton, first_words, first_word_bits, entries: values.into_iter().map(|(_, e)| e).collect() }
     }
 
     pub fn entry(&self, hit: EntityHit) -> &EntityEntry {
@@ -155,6 +198,10 @@ impl EntityIndex {
         };
         let bytes = text.as_bytes();
         for (hash, &(word_start, _)) in words.hashes.iter().zip(&words.spans) {
+            let bit = first_word_bit(*hash);
+            if self.first_word_bits[bit >> 6] & (1 << (bit & 63)) == 0 {
+                continue;
+            }
             let Some(leads) = self.first_words.get(hash) else {
                 continue;
             };
