@@ -15,7 +15,7 @@ use super::super::context::Context;
 use super::super::error::{CliError, CmdResult, Exit};
 use super::super::output::{Style, table, table_text};
 use super::thousands;
-use crate::store::{Inserted, NewRequest, OpenMode, RequestSource, RequestWriter};
+use crate::store::{Inserted, NewRequest, OpenMode, RequestKey, RequestSource, RequestWriter};
 use crate::trace::import::{self, ImportOptions, ImportedRow, Kind, OpenError, Record, RecordError, SkipReason};
 
 /// Import trace exports into normalized request rows (importing a file again adds nothing)
@@ -297,8 +297,8 @@ fn import_file(
                 .iter()
                 .map(|r| NewRequest {
                     source: RequestSource::Import,
-                    key: &r.key,
-                    content_hash: Some(&r.content_hash),
+                    key: RequestKey::Import(r.key),
+                    content_hash: Some(r.content_hash),
                     row: &r.row,
                 })
                 .collect();

@@ -14,8 +14,7 @@ use serde::Deserialize;
 use super::attrs::{AttrValue, Attrs, Field, KeyValue};
 use super::driver::{Driver, Walker};
 use super::normalize::{
-    CacheConvention, RawCount, ReportedUsage, content_hash, content_key, from_unix_nanos, hex_id, provider_id,
-    span_key, status_from_error_type, token_count,
+    CacheConvention, RawCount, ReportedUsage, from_unix_nanos, hex_id, provider_id, status_from_error_type, token_count,
 };
 use super::scan::{ScanError, Scanner};
 use super::{ImportedRow, Record, RecordError, SkipReason, json_error};
@@ -438,19 +437,7 @@ fn span_record(bytes: &[u8], line: u64, resource: &[KeyValue<'static>]) -> Recor
     };
     match normalize_span(&span, resource) {
         Ok(Some((row, convention, inferred))) => {
-            let hash = content_hash(&row);
-            let key = match (&row.trace_id, &row.span_id) {
-                (Some(t), Some(s)) => span_key(t, s),
-                _ => content_key(&hash),
-            };
-            Record::Row(Box::new(ImportedRow {
-                line,
-                key,
-                content_hash: hash,
-                row,
-                convention,
-                convention_inferred: inferred,
-            }))
+            Record::Row(Box::new(ImportedRow::new(line, row, convention, inferred)))
         }
         Ok(None) => Record::Skipped { line, reason: skip_reason(&span, resource) },
         Err(message) => {
