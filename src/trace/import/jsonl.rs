@@ -25,7 +25,12 @@ pub struct JsonlReader<R> {
 
 impl<R: BufRead> JsonlReader<R> {
     pub fn new(reader: R, options: ImportOptions) -> Self {
-        JsonlReader { reader, options, line: 0, buf: Vec::with_capacity(4096), done: false }
+        Self::starting_at(reader, options, 1)
+    }
+
+    /// A reader whose first line is line `first_line` of the file (for a chunk of a file read in parts).
+    pub fn starting_at(reader: R, options: ImportOptions, first_line: u64) -> Self {
+        JsonlReader { reader, options, line: first_line.saturating_sub(1), buf: Vec::with_capacity(4096), done: false }
     }
 
     /// Reads the next line into `buf` (without its line break); false at the end.

@@ -26,6 +26,7 @@ mod jsonl;
 mod langfuse;
 pub mod normalize;
 mod otlp;
+mod parallel;
 pub mod scan;
 
 use std::fmt;
@@ -34,6 +35,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use serde::Serialize;
 
 pub use normalize::{CacheConvention, MAX_TOKENS, content_hash, import_key, parse_time, parse_zone};
+pub use parallel::chunks;
 
 use crate::trace::model::{Digest, RequestRow};
 

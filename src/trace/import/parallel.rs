@@ -1,0 +1,223 @@
+//! Reading a line-delimited export on several threads, for `trace import`.
+//!
+//! Parsing and normalizing a JSONL row costs more CPU than storing it, so one parsing thread left the
+//! state file's writer waiting. Here one thread cuts the input into chunks of whole lines, worker threads
+//! parse the chunks, and the caller gets each chunk's records in file order. Channels are bounded: at
+//! most a few chunks are in memory at once, however large the file.
+//!
+//! Formats that are one document (OTLP, Langfuse) are read by [`super::records`] on one thread and
+//! handed over in chunks of the same size, so that callers see one interface.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Cursor, Read};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use super::jsonl::JsonlReader;
+use super::{ImportOptions, Kind, Record, RecordError, Source};
+
+/// Bytes of input per chunk: large enough that handing a chunk over costs nothing next to parsing it
+/// (a few thousand usage rows), small enough that the chunks in flight stay a few tens of MB.
+/// (Small in unit tests, so that they cut many chunks.)
+const CHUNK_BYTES: usize = if cfg!(test) { 64 * 1024 } else { 4 << 20 };
+/// Records per chunk for formats read on one thread, or stream checkpoints, whichever comes first.
+const CHUNK_RECORDS: usize = 5_000;
+const CHUNK_CHECKPOINTS: usize = 50_000;
+/// Chunks read ahead of the caller.
+const CHUNKS_AHEAD: usize = 2;
+
+/// The records of an export in chunks, in file order, parsed on `workers` threads where the format allows.
+pub fn chunks(source: Source, options: &ImportOptions, workers: usize) -> Box<dyn Iterator<Item = Vec<Record>> + Send> {
+    if source.kind != Kind::Jsonl || workers < 2 {
+        let (tx, rx) = sync_channel(CHUNKS_AHEAD);
+        let records = super::records(source, options);
+        std::thread::spawn(move || {
+            for chunk in (Sequential { records }) {
+                if tx.send(chunk).is_err() {
+                    return;
+                }
+            }
+        });
+        return Box::new(rx.into_iter());
+    }
+    let (jobs_tx, jobs_rx) = sync_channel::<Job>(workers);
+    let (done_tx, done_rx) = sync_channel::<(u64, Vec<Record>)>(workers);
+    let jobs = Arc::new(Mutex::new(jobs_rx));
+    for _ in 0..workers {
+        let (jobs, done, options) = (jobs.clone(), done_tx.clone(), options.clone());
+        std::thread::spawn(move || parse_chunks(&jobs, &done, &options));
+    }
+    let reader = source.reader;
+    std::thread::spawn(move || cut_chunks(reader, &jobs_tx));
+    Box::new(InOrder { done: done_rx, next: 0, early: BTreeMap::new() })
+}
+
+/// A chunk of whole lines: its number in the file, the 1-based line it starts on, its bytes (or the
+/// error that ended reading).
+struct Job {
+    seq: u64,
+    first_line: u64,
+    bytes: Result<Vec<u8>, RecordError>,
+}
+
+/// Reads whole lines in chunks until the input ends, an error stops it, or the workers are gone.
+fn cut_chunks(mut reader: Box<dyn BufRead + Send>, jobs: &SyncSender<Job>) {
+    let (mut seq, mut line) = (0u64, 1u64);
+    loop {
+        let mut bytes = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
+        let read = (&mut reader)
+            .take(CHUNK_BYTES as u64)
+            .read_to_end(&mut bytes)
+            .and_then(|_| if bytes.ends_with(b"\n") { Ok(0) } else { reader.read_until(b'\n', &mut bytes) });
+        let failed = read.is_err();
+        let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+        let job = match read {
+            _ if bytes.is_empty() && !failed => return,
+            Ok(_) => Job { seq, first_line: line, bytes: Ok(bytes) },
+            // The lines read before the error are parsed first; the error comes after them.
+            Err(e) => {
+                let at = line + lines;
+                let error = RecordError::fatal(Some(at), format!("cannot read: {e}"));
+                if !bytes.is_empty() {
+                    let _ = jobs.send(Job { seq, first_line: line, bytes: Ok(bytes) });
+                    seq += 1;
+                }
+                let _ = jobs.send(Job { seq, first_line: at, bytes: Err(error) });
+                return;
+            }
+        };
+        line += lines;
+        seq += 1;
+        if jobs.send(job).is_err() {
+            return;
+        }
+    }
+}
+
+/// A worker: parses chunks until there are no more or nobody listens.
+fn parse_chunks(jobs: &Mutex<Receiver<Job>>, done: &SyncSender<(u64, Vec<Record>)>, options: &ImportOptions) {
+    loop {
+        // The lock is held only while taking a job, not while parsing it.
+        let job = match jobs.lock() {
+            Ok(jobs) => jobs.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let records = match job.bytes {
+            Ok(bytes) => JsonlReader::starting_at(Cursor::new(bytes), options.clone(), job.first_line).collect(),
+            Err(e) => vec![Record::Error(e)],
+        };
+        if done.send((job.seq, records)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Puts the workers' chunks back in file order.
+struct InOrder {
+    done: Receiver<(u64, Vec<Record>)>,
+    next: u64,
+    early: BTreeMap<u64, Vec<Record>>,
+}
+
+impl Iterator for InOrder {
+    type Item = Vec<Record>;
+
+    fn next(&mut self) -> Option<Vec<Record>> {
+        loop {
+            if let Some(records) = self.early.remove(&self.next) {
+                self.next += 1;
+                return Some(records);
+            }
+            // Every sender gone: the reader has finished and so has every worker.
+            let (seq, records) = self.done.recv().ok()?;
+            self.early.insert(seq, records);
+        }
+    }
+}
+
+struct Sequential {
+    records: Box<dyn Iterator<Item = Record> + Send>,
+}
+
+impl Iterator for Sequential {
+    type Item = Vec<Record>;
+
+    fn next(&mut self) -> Option<Vec<Record>> {
+        let mut chunk = Vec::new();
+        let mut checkpoints = 0;
+        while chunk.len() < CHUNK_RECORDS && checkpoints < CHUNK_CHECKPOINTS {
+            let Some(record) = self.records.next() else { break };
+            if let Record::Row(row) = &record {
+                checkpoints += row.row.stream.len();
+            }
+            chunk.push(record);
+        }
+        (!chunk.is_empty()).then_some(chunk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::generate::{ExportFormat, GenerateConfig, GeneratedExport, generate};
+
+    fn export(format: ExportFormat) -> Vec<u8> {
+        let config = GenerateConfig { conversations: 400, messages: false, ..GenerateConfig::default() };
+        let mut bytes = Vec::new();
+        GeneratedExport::new(generate(&config), format).read_to_end(&mut bytes).unwrap();
+        bytes
+    }
+
+    fn sequential(bytes: &[u8]) -> Vec<Record> {
+        let source = super::super::open(Cursor::new(bytes.to_vec()), None).unwrap();
+        super::super::records(source, &ImportOptions::default()).collect()
+    }
+
+    fn parallel(bytes: &[u8], workers: usize) -> Vec<Record> {
+        let source = super::super::open(Cursor::new(bytes.to_vec()), None).unwrap();
+        chunks(source, &ImportOptions::default(), workers).flatten().collect()
+    }
+
+    #[test]
+    fn parallel_reading_yields_what_sequential_reading_does_in_file_order() {
+        let mut bytes = export(ExportFormat::Jsonl);
+        // Broken lines in the middle and a last line without a line break.
+        let middle = bytes.len() / 2 + memchr::memchr(b'\n', &bytes[bytes.len() / 2..]).unwrap() + 1;
+        bytes.splice(middle..middle, b"{\"ts\": \n[1]\n\n".iter().copied());
+        bytes.pop();
+        assert!(bytes.len() > 4 * CHUNK_BYTES, "a few chunks at least: {}", bytes.len());
+        let expected = sequential(&bytes);
+        assert!(expected.iter().filter(|r| matches!(r, Record::Error(_))).count() == 2);
+        for workers in [2, 3] {
+            assert_eq!(parallel(&bytes, workers), expected);
+        }
+    }
+
+    #[test]
+    fn small_chunks_cut_at_line_boundaries_with_the_right_line_numbers() {
+        let bytes = export(ExportFormat::Jsonl);
+        let (jobs_tx, jobs_rx) = sync_channel::<Job>(1024);
+        // Cut with the real chunk size over a reader that returns a few bytes at a time.
+        let reader: Box<dyn BufRead + Send> =
+            Box::new(std::io::BufReader::with_capacity(7, Cursor::new(bytes.clone())));
+        cut_chunks(reader, &jobs_tx);
+        drop(jobs_tx);
+        let mut line = 1;
+        let mut joined = Vec::new();
+        for (i, job) in jobs_rx.iter().enumerate() {
+            assert_eq!((job.seq, job.first_line), (i as u64, line));
+            let bytes = job.bytes.unwrap();
+            assert!(bytes.ends_with(b"\n"));
+            line += memchr::memchr_iter(b'\n', &bytes).count() as u64;
+            joined.extend(bytes);
+        }
+        assert_eq!(joined, bytes);
+    }
+
+    #[test]
+    fn other_formats_are_read_on_one_thread_in_chunks() {
+        let bytes = export(ExportFormat::OtlpDocument);
+        assert_eq!(parallel(&bytes, 2), sequential(&bytes));
+    }
+}
