@@ -41,6 +41,8 @@ pub struct LangfuseWalker {
 }
 
 impl Walker for LangfuseWalker {
+    type Item = Record;
+
     fn output(&mut self) -> &mut VecDeque<Record> {
         &mut self.out
     }

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::BufRead;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -183,18 +184,63 @@ enum Frame {
 }
 
 /// The records of an OTLP/JSON export, one document or one document per line.
-pub fn reader<R: BufRead>(reader: R) -> Driver<R, OtlpWalker> {
+pub fn reader<R: BufRead>(reader: R) -> Driver<R, OtlpWalker<Record>> {
     Driver::new(reader, OtlpWalker::default())
 }
 
+/// The spans of an OTLP/JSON export captured but not parsed (with the records the walk itself yields:
+/// errors), so that other threads can parse them ([`Walked::into_record`]).
+pub fn captured<R: BufRead>(reader: R) -> Driver<R, OtlpWalker<Walked>> {
+    Driver::new(reader, OtlpWalker::default())
+}
+
+/// A record, or a span still to be parsed into one.
+pub enum Walked {
+    Record(Record),
+    Span { line: u64, bytes: Vec<u8>, resource: Arc<[KeyValue<'static>]> },
+}
+
+impl Walked {
+    pub fn into_record(self) -> Record {
+        match self {
+            Walked::Record(record) => record,
+            Walked::Span { line, bytes, resource } => span_record(&bytes, line, &resource),
+        }
+    }
+}
+
+impl From<Record> for Walked {
+    fn from(record: Record) -> Walked {
+        Walked::Record(record)
+    }
+}
+
+/// What the walker makes of a captured span: a record at once, or the span for later.
+pub trait FromSpan: From<Record> {
+    /// `bytes` is the walker's capture buffer, which it reuses when left in place.
+    fn from_span(line: u64, bytes: &mut Vec<u8>, resource: &Arc<[KeyValue<'static>]>) -> Self;
+}
+
+impl FromSpan for Record {
+    fn from_span(line: u64, bytes: &mut Vec<u8>, resource: &Arc<[KeyValue<'static>]>) -> Record {
+        span_record(bytes, line, resource)
+    }
+}
+
+impl FromSpan for Walked {
+    fn from_span(line: u64, bytes: &mut Vec<u8>, resource: &Arc<[KeyValue<'static>]>) -> Walked {
+        Walked::Span { line, bytes: std::mem::take(bytes), resource: resource.clone() }
+    }
+}
+
 /// Walks `resourceSpans[].scopeSpans[].spans[]`, skipping everything else unparsed.
-pub struct OtlpWalker {
+pub struct OtlpWalker<I> {
     stack: Vec<Frame>,
     key: Vec<u8>,
     buf: Vec<u8>,
-    out: VecDeque<Record>,
+    out: VecDeque<I>,
     /// The current resource's attributes.
-    resource: Vec<KeyValue<'static>>,
+    resource: Arc<[KeyValue<'static>]>,
     resource_seen: bool,
     /// Spans met before their resource (which JSON's key order allows): held until it is known.
     pending: Vec<(u64, Vec<u8>)>,
@@ -202,14 +248,14 @@ pub struct OtlpWalker {
     doc_has_spans_key: bool,
 }
 
-impl Default for OtlpWalker {
+impl<I> Default for OtlpWalker<I> {
     fn default() -> Self {
         OtlpWalker {
             stack: vec![Frame::Top],
             key: Vec::new(),
             buf: Vec::new(),
             out: VecDeque::new(),
-            resource: Vec::new(),
+            resource: Arc::new([]),
             resource_seen: false,
             pending: Vec::new(),
             doc_line: 1,
@@ -218,8 +264,10 @@ impl Default for OtlpWalker {
     }
 }
 
-impl Walker for OtlpWalker {
-    fn output(&mut self) -> &mut VecDeque<Record> {
+impl<I: FromSpan> Walker for OtlpWalker<I> {
+    type Item = I;
+
+    fn output(&mut self) -> &mut VecDeque<I> {
         &mut self.out
     }
 
@@ -256,10 +304,13 @@ impl Walker for OtlpWalker {
                 if !scan.next_key(&mut self.key)? {
                     self.stack.pop();
                     if !self.doc_has_spans_key {
-                        self.out.push_back(Record::Error(RecordError::at(
-                            self.doc_line,
-                            "a JSON object without `resourceSpans` is not an OTLP trace export",
-                        )));
+                        self.out.push_back(
+                            Record::Error(RecordError::at(
+                                self.doc_line,
+                                "a JSON object without `resourceSpans` is not an OTLP trace export",
+                            ))
+                            .into(),
+                        );
                     }
                 } else if self.key == b"resourceSpans" || self.key == b"resource_spans" {
                     self.doc_has_spans_key = true;
@@ -271,7 +322,7 @@ impl Walker for OtlpWalker {
             Frame::ResourceSpansList => {
                 if scan.next_element()? {
                     scan.expect(b'{', "a ResourceSpans object")?;
-                    self.resource.clear();
+                    self.resource = Arc::new([]);
                     self.resource_seen = false;
                     self.pending.clear();
                     self.stack.push(Frame::ResourceSpans);
@@ -314,8 +365,8 @@ impl Walker for OtlpWalker {
                     self.buf.clear();
                     scan.capture(&mut self.buf)?;
                     if self.resource_seen {
-                        let record = span_record(&self.buf, line, &self.resource);
-                        self.out.push_back(record);
+                        let item = I::from_span(line, &mut self.buf, &self.resource);
+                        self.out.push_back(item);
                     } else {
                         self.pending.push((line, std::mem::take(&mut self.buf)));
                     }
@@ -328,7 +379,7 @@ impl Walker for OtlpWalker {
     }
 }
 
-impl OtlpWalker {
+impl<I: FromSpan> OtlpWalker<I> {
     fn start_doc(&mut self, line: u64) {
         self.doc_line = line;
         self.doc_has_spans_key = false;
@@ -367,7 +418,7 @@ impl OtlpWalker {
                     .map(|kv| KeyValue { key: Cow::Owned(kv.key.into_owned()), value: kv.value.into_owned() })
                     .collect();
             }
-            Err(e) => self.out.push_back(Record::Error(json_error(&e, line))),
+            Err(e) => self.out.push_back(Record::Error(json_error(&e, line)).into()),
         }
         self.resource_seen = true;
         self.flush_pending();
@@ -375,9 +426,9 @@ impl OtlpWalker {
     }
 
     fn flush_pending(&mut self) {
-        for (line, bytes) in std::mem::take(&mut self.pending) {
-            let record = span_record(&bytes, line, &self.resource);
-            self.out.push_back(record);
+        for (line, mut bytes) in std::mem::take(&mut self.pending) {
+            let item = I::from_span(line, &mut bytes, &self.resource);
+            self.out.push_back(item);
         }
     }
 

@@ -14,6 +14,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use super::jsonl::JsonlReader;
+use super::otlp::{self, Walked};
 use super::{ImportOptions, Kind, Record, RecordError, Source};
 
 /// Bytes of input per chunk: large enough that handing a chunk over costs nothing next to parsing it
@@ -28,7 +29,7 @@ const CHUNKS_AHEAD: usize = 2;
 
 /// The records of an export in chunks, in file order, parsed on `workers` threads where the format allows.
 pub fn chunks(source: Source, options: &ImportOptions, workers: usize) -> Box<dyn Iterator<Item = Vec<Record>> + Send> {
-    if source.kind != Kind::Jsonl || workers < 2 {
+    if !matches!(source.kind, Kind::Jsonl | Kind::Otlp) || workers < 2 {
         let (tx, rx) = sync_channel(CHUNKS_AHEAD);
         let records = super::records(source, options);
         std::thread::spawn(move || {
@@ -47,17 +48,27 @@ pub fn chunks(source: Source, options: &ImportOptions, workers: usize) -> Box<dy
         let (jobs, done, options) = (jobs.clone(), done_tx.clone(), options.clone());
         std::thread::spawn(move || parse_chunks(&jobs, &done, &options));
     }
-    let reader = source.reader;
-    std::thread::spawn(move || cut_chunks(reader, &jobs_tx));
+    let (kind, reader) = (source.kind, source.reader);
+    std::thread::spawn(move || match kind {
+        Kind::Otlp => capture_spans(reader, &jobs_tx),
+        _ => cut_chunks(reader, &jobs_tx),
+    });
     Box::new(InOrder { done: done_rx, next: 0, early: BTreeMap::new() })
 }
 
-/// A chunk of whole lines: its number in the file, the 1-based line it starts on, its bytes (or the
-/// error that ended reading).
+/// A chunk of the input and its number in the file.
 struct Job {
     seq: u64,
-    first_line: u64,
-    bytes: Result<Vec<u8>, RecordError>,
+    work: Work,
+}
+
+enum Work {
+    /// Whole lines of JSONL, from the 1-based line `first_line` on.
+    Lines { first_line: u64, bytes: Vec<u8> },
+    /// OTLP spans captured by the walker, and what the walk itself yielded between them.
+    Walked(Vec<Walked>),
+    /// The error that ended reading.
+    Failed(RecordError),
 }
 
 /// Reads whole lines in chunks until the input ends, an error stops it, or the workers are gone.
@@ -73,22 +84,39 @@ fn cut_chunks(mut reader: Box<dyn BufRead + Send>, jobs: &SyncSender<Job>) {
         let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
         let job = match read {
             _ if bytes.is_empty() && !failed => return,
-            Ok(_) => Job { seq, first_line: line, bytes: Ok(bytes) },
+            Ok(_) => Job { seq, work: Work::Lines { first_line: line, bytes } },
             // The lines read before the error are parsed first; the error comes after them.
             Err(e) => {
-                let at = line + lines;
-                let error = RecordError::fatal(Some(at), format!("cannot read: {e}"));
+                let error = RecordError::fatal(Some(line + lines), format!("cannot read: {e}"));
                 if !bytes.is_empty() {
-                    let _ = jobs.send(Job { seq, first_line: line, bytes: Ok(bytes) });
+                    let _ = jobs.send(Job { seq, work: Work::Lines { first_line: line, bytes } });
                     seq += 1;
                 }
-                let _ = jobs.send(Job { seq, first_line: at, bytes: Err(error) });
+                let _ = jobs.send(Job { seq, work: Work::Failed(error) });
                 return;
             }
         };
         line += lines;
         seq += 1;
         if jobs.send(job).is_err() {
+            return;
+        }
+    }
+}
+
+/// Walks an OTLP document, capturing spans in chunks until it ends or the workers are gone.
+fn capture_spans(reader: Box<dyn BufRead + Send>, jobs: &SyncSender<Job>) {
+    let mut walked = otlp::captured(reader);
+    for seq in 0.. {
+        let (mut chunk, mut bytes) = (Vec::new(), 0);
+        while chunk.len() < CHUNK_RECORDS && bytes < CHUNK_BYTES {
+            let Some(item) = walked.next() else { break };
+            if let Walked::Span { bytes: span, .. } = &item {
+                bytes += span.len();
+            }
+            chunk.push(item);
+        }
+        if chunk.is_empty() || jobs.send(Job { seq, work: Work::Walked(chunk) }).is_err() {
             return;
         }
     }
@@ -103,9 +131,12 @@ fn parse_chunks(jobs: &Mutex<Receiver<Job>>, done: &SyncSender<(u64, Vec<Record>
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let records = match job.bytes {
-            Ok(bytes) => JsonlReader::starting_at(Cursor::new(bytes), options.clone(), job.first_line).collect(),
-            Err(e) => vec![Record::Error(e)],
+        let records = match job.work {
+            Work::Lines { first_line, bytes } => {
+                JsonlReader::starting_at(Cursor::new(bytes), options.clone(), first_line).collect()
+            }
+            Work::Walked(items) => items.into_iter().map(Walked::into_record).collect(),
+            Work::Failed(e) => vec![Record::Error(e)],
         };
         if done.send((job.seq, records)).is_err() {
             return;
@@ -206,8 +237,8 @@ mod tests {
         let mut line = 1;
         let mut joined = Vec::new();
         for (i, job) in jobs_rx.iter().enumerate() {
-            assert_eq!((job.seq, job.first_line), (i as u64, line));
-            let bytes = job.bytes.unwrap();
+            let Work::Lines { first_line, bytes } = job.work else { panic!("lines") };
+            assert_eq!((job.seq, first_line), (i as u64, line));
             assert!(bytes.ends_with(b"\n"));
             line += memchr::memchr_iter(b'\n', &bytes).count() as u64;
             joined.extend(bytes);
@@ -216,8 +247,21 @@ mod tests {
     }
 
     #[test]
-    fn other_formats_are_read_on_one_thread_in_chunks() {
-        let bytes = export(ExportFormat::OtlpDocument);
-        assert_eq!(parallel(&bytes, 2), sequential(&bytes));
+    fn otlp_spans_are_parsed_in_parallel_into_what_sequential_reading_yields() {
+        for format in [ExportFormat::OtlpDocument, ExportFormat::OtlpLines] {
+            let bytes = export(format);
+            let expected = sequential(&bytes);
+            assert!(expected.len() > 2 * CHUNK_RECORDS / 10, "{}", expected.len());
+            assert_eq!(parallel(&bytes, 2), expected, "{format:?}");
+            // A truncated document: the spans before the cut, then the error.
+            let cut = &bytes[..bytes.len() * 2 / 3];
+            assert_eq!(parallel(cut, 3), sequential(cut), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn langfuse_exports_are_read_on_one_thread_in_chunks() {
+        let text = r#"[{"id":"o1","traceId":"t","type":"GENERATION","startTime":"2026-10-01T12:00:00Z","model":"gpt-4o","usageDetails":{"input":3,"output":1}}]"#;
+        assert_eq!(parallel(text.as_bytes(), 2), sequential(text.as_bytes()));
     }
 }
