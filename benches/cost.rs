@@ -7,8 +7,9 @@
 use divan::Bencher;
 use promptctl::cost::{GroupBy, call_parts, price_calls, report};
 use promptctl::pricing::PriceBook;
-use promptctl::store::{NewRequest, OpenMode, RequestSource, Store};
+use promptctl::store::{NewRequest, OpenMode, RequestKey, RequestSource, Store};
 use promptctl::trace::generate::{GenerateConfig, generate};
+use promptctl::trace::import::normalize::key_digest;
 use promptctl::trace::records::RequestFilter;
 use promptctl::trace::tails::{CALL_PARTS, Thresholds, analyze};
 
@@ -24,7 +25,12 @@ fn state(config: &GenerateConfig) -> (tempfile::TempDir, Store) {
     let flush = |batch: &mut Vec<(String, promptctl::trace::model::RequestRow)>, store: &mut Store| {
         let new: Vec<NewRequest<'_>> = batch
             .iter()
-            .map(|(key, row)| NewRequest { source: RequestSource::Import, key, content_hash: None, row })
+            .map(|(key, row)| NewRequest {
+                source: RequestSource::Import,
+                key: RequestKey::Import(key_digest(key)),
+                content_hash: None,
+                row,
+            })
             .collect();
         store.insert_requests(&new).expect("inserted");
         batch.clear();

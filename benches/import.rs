@@ -8,7 +8,7 @@ use std::io::Read;
 
 use divan::counter::ItemsCount;
 use divan::{Bencher, black_box};
-use promptctl::store::{NewRequest, OpenMode, RequestSource, Store};
+use promptctl::store::{NewRequest, OpenMode, RequestKey, RequestSource, Store};
 use promptctl::trace::generate::{ExportFormat, GenerateConfig, GeneratedExport, generate};
 use promptctl::trace::import::{self, ImportOptions, ImportedRow, Record};
 
@@ -78,8 +78,8 @@ fn insert(bencher: Bencher, rows: Vec<ImportedRow>) {
                     .iter()
                     .map(|r| NewRequest {
                         source: RequestSource::Import,
-                        key: &r.key,
-                        content_hash: Some(&r.content_hash),
+                        key: RequestKey::Import(r.key),
+                        content_hash: Some(r.content_hash),
                         row: &r.row,
                     })
                     .collect();

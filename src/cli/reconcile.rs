@@ -715,7 +715,7 @@ struct ReadReport {
 const ERRORS_SHOWN: usize = 3;
 
 /// Reads every export in order and hands its rows to `add` one at a time, in file order: memory holds a
-/// few blocks of records, not the files. JSONL exports are parsed on every core (the waterfall, on this
+/// few blocks of records, not the files. JSONL and OTLP exports are parsed on every core (the waterfall, on this
 /// thread, costs a twentieth of the parsing).
 fn read_exports(
     exports: Vec<Export>,
@@ -726,7 +726,8 @@ fn read_exports(
     let mut seen = SeenKeys::default();
     for Export { shown, source } in exports {
         let mut skipped: std::collections::BTreeMap<SkipReason, u64> = Default::default();
-        for record in import::records_in_parallel(source, options, import::default_threads()) {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for record in import::chunks(source, options, workers).flatten() {
             match record {
                 Record::Row(imported) => match seen.check(&imported) {
                     Seen::New => add(imported.row),
@@ -734,7 +735,7 @@ fn read_exports(
                     Seen::Conflict => {
                         report.conflicts += 1;
                         if report.first_conflicts.len() < ERRORS_SHOWN {
-                            report.first_conflicts.push(format!("{shown}:{} ({})", imported.line, imported.key));
+                            report.first_conflicts.push(format!("{shown}:{} ({})", imported.line, imported.key_text()));
                         }
                     }
                 },

@@ -94,7 +94,7 @@ impl PromptSide {
         let mut example_files = collect_example_files(&prompts, &mut parsed_examples);
         // Files are parsed and scanned in parallel; results are taken in file order, so that the drafts,
         // the example numbering and the first error are those of a sequential run.
-        let scanned: Vec<Result<(Vec<Example>, Vec<Draft>), ScanError>> = example_files
+        let scanned: Vec<Result<ScannedFile, ScanError>> = example_files
             .par_iter_mut()
             .map(|file| {
                 let (file, items) = (file.file, file.parsed.take());
@@ -453,3 +453,6 @@ fn check_entry(
 fn scope_names(example: &ExampleRef, prompts: &[PromptMeta]) -> String {
     example.prompts.iter().map(|&p| prompts[p].path.as_str()).collect::<Vec<_>>().join(", ")
 }
+
+/// One examples file's parsed examples and the findings drafted in it.
+type ScannedFile = (Vec<Example>, Vec<Draft>);

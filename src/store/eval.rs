@@ -480,7 +480,12 @@ fn insert_sample(tx: &Transaction<'_>, run_id: &str, sample: &SampleRecord) -> r
 /// Inserts one attempt and its stream checkpoints through the one request writer trace import uses; a
 /// key stored before keeps its row (a resumed run re-sending a committed attempt).
 fn insert_request(tx: &Transaction<'_>, keyed: &KeyedRow) -> rusqlite::Result<i64> {
-    let new = NewRequest { source: RequestSource::Eval, key: &keyed.key, content_hash: None, row: &keyed.row };
+    let new = NewRequest {
+        source: RequestSource::Eval,
+        key: super::requests::RequestKey::Text(&keyed.key),
+        content_hash: None,
+        row: &keyed.row,
+    };
     let inserted = super::requests::insert_requests_in(tx, std::slice::from_ref(&new))?;
     Ok(inserted[0].id())
 }

@@ -6,6 +6,7 @@
 
 mod audit;
 mod eval;
+mod insert;
 mod portfolios;
 mod prompts;
 mod requests;
@@ -23,17 +24,20 @@ pub use portfolios::{
     RollbackRecord,
 };
 pub use prompts::{CommitRecord, LabelEvent, NewCommit, StoredVersion};
-pub use requests::{Inserted, ModelDay, NewRequest, RequestSource, RequestWriter};
+pub use requests::{Inserted, ModelDay, NewRequest, RequestKey, RequestSource, RequestWriter};
 
 /// One schema step: its SQL, then (where existing rows must be rewritten in a way SQL cannot express) a
 /// data step, both in the step's transaction.
 struct Migration {
     sql: &'static str,
     data: Option<fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>>,
+    /// The step drops and recreates a table that others refer to: foreign keys are off while it runs (a
+    /// dropped parent would otherwise cascade into its children) and checked before it commits.
+    rebuilds_tables: bool,
 }
 
 const fn sql(sql: &'static str) -> Migration {
-    Migration { sql, data: None }
+    Migration { sql, data: None, rebuilds_tables: false }
 }
 
 /// Migrations in order; schema version N is the state after applying the first N.
@@ -47,7 +51,9 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: include_str!("migrations/0007_stream_blobs.sql"),
         data: Some(|tx| streams::migrate_stream_events(tx)),
+        rebuilds_tables: false,
     },
+    Migration { sql: include_str!("migrations/0008_import_keys.sql"), data: None, rebuilds_tables: true },
 ];
 
 /// The schema version this build writes.
@@ -177,28 +183,56 @@ impl Store {
         if current > SCHEMA_VERSION {
             return Err(self.newer_schema(current));
         }
+        if current < SCHEMA_VERSION {
+            requests::register_migration_functions(&self.conn).map_err(|e| self.err(e))?;
+        }
         for (index, step) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             let target = index as i64 + 1;
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| classify(&self.path, e))?;
-            // Another process may have applied this step while we waited for the lock.
-            let now: i64 =
-                tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| classify(&self.path, e))?;
-            if now > SCHEMA_VERSION {
-                return Err(StoreError::NewerSchema { path: self.path.clone(), found: now, known: SCHEMA_VERSION });
+            if step.rebuilds_tables {
+                // Only outside a transaction does this pragma take effect.
+                self.conn.execute_batch("PRAGMA foreign_keys = OFF").map_err(|e| self.err(e))?;
             }
-            if now >= target {
-                continue;
+            let applied = self.apply(step, target);
+            if step.rebuilds_tables {
+                self.conn.execute_batch("PRAGMA foreign_keys = ON").map_err(|e| self.err(e))?;
             }
-            tx.execute_batch(step.sql).map_err(|e| classify(&self.path, e))?;
-            if let Some(data) = step.data {
-                data(&tx).map_err(|e| classify(&self.path, e))?;
-            }
-            tx.execute_batch(&format!("PRAGMA user_version = {target}")).map_err(|e| classify(&self.path, e))?;
-            tx.commit().map_err(|e| classify(&self.path, e))?;
+            applied?;
         }
+        Ok(())
+    }
+
+    /// Applies one step in its own transaction, unless another process already has.
+    fn apply(&mut self, step: &Migration, target: i64) -> Result<(), StoreError> {
+        let tx =
+            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| classify(&self.path, e))?;
+        // Another process may have applied this step while we waited for the lock.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| classify(&self.path, e))?;
+        if now > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema { path: self.path.clone(), found: now, known: SCHEMA_VERSION });
+        }
+        if now >= target {
+            return Ok(());
+        }
+        tx.execute_batch(step.sql).map_err(|e| classify(&self.path, e))?;
+        if let Some(data) = step.data {
+            data(&tx).map_err(|e| classify(&self.path, e))?;
+        }
+        if step.rebuilds_tables {
+            let broken: i64 = tx
+                .query_row(
+                    "SELECT (SELECT count(*) FROM pragma_foreign_key_check('request_stream'))
+                          + (SELECT count(*) FROM pragma_foreign_key_check('eval_sample'))",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| classify(&self.path, e))?;
+            if broken > 0 {
+                let detail = format!("{broken} row(s) refer to rows that do not exist (schema step {target})");
+                return Err(StoreError::Corrupt { path: self.path.clone(), detail });
+            }
+        }
+        tx.execute_batch(&format!("PRAGMA user_version = {target}")).map_err(|e| classify(&self.path, e))?;
+        tx.commit().map_err(|e| classify(&self.path, e))?;
         Ok(())
     }
 
@@ -328,5 +362,126 @@ mod tests {
         let err = Store::open(&path, OpenMode::CreateIfMissing, false).err().unwrap();
         assert!(matches!(err, StoreError::MissingDirectory { .. }), "{err}");
         assert!(!path.parent().unwrap().exists());
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use rusqlite::params;
+
+    use super::*;
+    use crate::trace::import::normalize::key_digest;
+    use crate::trace::model::Digest;
+
+    /// A state file at schema 7 with an imported span, an imported row without ids, an eval attempt
+    /// with its sample, a key that no row gives back, and a stream blob.
+    fn schema_7_state(path: &Path) {
+        let mut conn = Connection::open(path).unwrap();
+        for (i, step) in MIGRATIONS[..7].iter().enumerate() {
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(step.sql).unwrap();
+            if let Some(data) = step.data {
+                data(&tx).unwrap();
+            }
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).unwrap();
+            tx.commit().unwrap();
+        }
+        let hash = Digest([7; 16]).to_string();
+        for (id, source, key, trace, span, content_hash) in [
+            (1, "import", "span:4bf9/00f0".to_string(), Some("4bf9"), Some("00f0"), Some(hash.clone())),
+            (2, "import", format!("sha:{hash}"), None, None, Some(hash.clone())),
+            (3, "eval", "r-1/a/0/1".to_string(), None, None, None),
+            (4, "import", "legacy-key".to_string(), Some("aa"), None, None),
+        ] {
+            conn.execute(
+                "INSERT INTO request (id, source, source_key, content_hash, ts_ms, provider, request_model,
+                   trace_id, span_id, attempt, status, streamed, usage_source, input_total, input_uncached,
+                   cache_read, cache_write_5m, cache_write_1h, output_total, reasoning, batch)
+                 VALUES (?1, ?2, ?3, ?4, 1000, 'openai', 'gpt-4o', ?5, ?6, 1, 'ok', 1, 'provider', 10, 10, 0, 0, 0,
+                   5, 0, 0)",
+                params![id, source, key, content_hash, trace, span],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO request_stream (request_id, checkpoints, data) VALUES (1, 0, x'0100');
+             INSERT INTO eval_run (run_id, suite, suite_json, provider, samples, require, concurrency, samples_total,
+               status, started_at) VALUES ('r-1', 's', '{}', 'sim', 1, 1, 1, 1, 'complete', '2026-10-01T00:00:00Z');
+             INSERT INTO eval_sample (run_id, case_id, sample, outcome, assertions, attempts, request_id,
+               completed_at) VALUES ('r-1', 'a', 0, 'pass', '[]', 1, 3, '2026-10-01T00:00:00Z');",
+        )
+        .unwrap();
+    }
+
+    /// id, stored key text, key digest, content hash, key text as read.
+    type KeyColumns = (i64, Option<String>, Vec<u8>, Option<Vec<u8>>, String);
+
+    #[test]
+    fn schema_8_keeps_every_row_and_key_and_stays_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        schema_7_state(&path);
+        let mut store = Store::open(&path, OpenMode::MustExist, false).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 8);
+        let foreign_keys: i64 = store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(foreign_keys, 1);
+        let rows: Vec<KeyColumns> = store
+            .conn
+            .prepare(&format!(
+                "SELECT id, source_key, key, content_hash, {} FROM request ORDER BY id",
+                requests::SOURCE_KEY_SQL
+            ))
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let hash = Digest([7; 16]);
+        let expected_keys =
+            ["span:4bf9/00f0".to_string(), format!("sha:{hash}"), "r-1/a/0/1".into(), "legacy-key".into()];
+        for ((id, stored, digest, content, text), key) in rows.iter().zip(&expected_keys) {
+            assert_eq!(text, key, "row {id}: the key reads back as it was");
+            assert_eq!(digest[..], key_digest(key).0[..], "row {id}");
+            // Imported rows keep no text the row can give back; other keys keep theirs.
+            assert_eq!(stored.is_none(), *id <= 2, "row {id}: {stored:?}");
+            assert_eq!(content.is_some(), *id <= 2, "row {id}");
+        }
+        assert_eq!(rows[0].3.as_deref(), Some(&hash.0[..]));
+        let joined: i64 = store
+            .conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM eval_sample s JOIN request q ON q.id = s.request_id)
+                      + (SELECT count(*) FROM request_stream s JOIN request q ON q.id = s.request_id)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(joined, 2);
+        // Importing the stored span again is a duplicate; with other content, a conflict.
+        let row = crate::trace::model::RequestRow {
+            ts: jiff::Timestamp::from_millisecond(1000).unwrap(),
+            trace_id: Some("4bf9".into()),
+            span_id: Some("00f0".into()),
+            ..store.request_rows(&Default::default()).unwrap().remove(0)
+        };
+        let key = crate::trace::import::normalize::import_key_digest(&row, &hash);
+        let new = |content_hash| NewRequest {
+            source: RequestSource::Import,
+            key: RequestKey::Import(key),
+            content_hash: Some(content_hash),
+            row: &row,
+        };
+        assert_eq!(
+            store.insert_requests(&[new(hash), new(Digest([8; 16]))]).unwrap(),
+            [Inserted::Duplicate(1), Inserted::Conflict(1)]
+        );
+        let eval = NewRequest {
+            source: RequestSource::Eval,
+            key: RequestKey::Text("r-1/a/0/1"),
+            content_hash: None,
+            row: &row,
+        };
+        assert_eq!(store.insert_requests(&[eval]).unwrap(), [Inserted::Duplicate(3)]);
+        assert_eq!(store.request_count().unwrap(), 4);
     }
 }

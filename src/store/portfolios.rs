@@ -470,12 +470,13 @@ impl Store {
         let list = serde_json::to_string(versions).expect("strings serialize");
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT source_key, coalesce(conversation_id, trace_id, source_key), prompt_version, ts_ms,
+            .prepare_cached(&format!(
+                "SELECT {key}, coalesce(conversation_id, trace_id, {key}), prompt_version, ts_ms,
                         status = 'ok', latency_ms, output_total
-                 FROM request WHERE prompt_name = ?1 AND prompt_version IN (SELECT value FROM json_each(?2))
-                 AND source = 'import' ORDER BY ts_ms, id",
-            )
+                     FROM request WHERE prompt_name = ?1 AND prompt_version IN (SELECT value FROM json_each(?2))
+                     AND source = 'import' ORDER BY ts_ms, id",
+                key = super::requests::SOURCE_KEY_SQL
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![prompt, list], |r| {

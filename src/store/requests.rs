@@ -7,9 +7,11 @@ use jiff::Timestamp;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row, params};
 
+use super::insert::{Param, StaticStatement};
 use super::{Store, StoreError, streams};
 use crate::scan::TraceRecord;
-use crate::trace::model::{RequestRow, RequestStatus, Usage, UsageSource};
+use crate::trace::import::normalize::key_digest;
+use crate::trace::model::{Digest, RequestRow, RequestStatus, Usage, UsageSource};
 use crate::trace::records::{
     Call, CallIds, CallParts, Calls, Checkpoints, Chunk, RequestFilter, Symbols, logical_hash_bytes,
 };
@@ -36,13 +38,33 @@ impl RequestSource {
 #[derive(Debug, Clone, Copy)]
 pub struct NewRequest<'a> {
     pub source: RequestSource,
-    /// The idempotency key: a row whose key is already stored is not inserted again. Importers use
-    /// `span:TRACE/SPAN` or `sha:HASH`; eval runs use their own (e.g. `eval:RUN/CASE/SAMPLE/ATTEMPT`).
-    pub key: &'a str,
+    /// The idempotency key: a row whose key is already stored is not inserted again.
+    pub key: RequestKey<'a>,
     /// A hash of the row's content; a stored row with the same key and another hash is a conflict.
     /// `None` skips the comparison.
-    pub content_hash: Option<&'a str>,
+    pub content_hash: Option<Digest>,
     pub row: &'a RequestRow,
+}
+
+/// How a row's idempotency key is given and what it is unique with.
+#[derive(Debug, Clone, Copy)]
+pub enum RequestKey<'a> {
+    /// An imported row's key, by its digest ([`crate::trace::import::ImportedRow::key`]). Its text
+    /// (`span:TRACE/SPAN`, else `sha:CONTENT_HASH`) is not stored: the row gives it back. Unique together
+    /// with the row's start time, so that rows in time order insert in index order; the same span with
+    /// another start time is another row.
+    Import(Digest),
+    /// A key stored as written and unique by itself (eval runs: `RUN/CASE/SAMPLE/ATTEMPT`).
+    Text(&'a str),
+}
+
+impl RequestKey<'_> {
+    fn digest(&self) -> Digest {
+        match self {
+            RequestKey::Import(digest) => *digest,
+            RequestKey::Text(text) => key_digest(text),
+        }
+    }
 }
 
 /// What inserting one row did.
@@ -64,14 +86,38 @@ impl Inserted {
     }
 }
 
-const INSERT_REQUEST: &str = "INSERT INTO request (source, source_key, content_hash, ts_ms, provider, request_model,
-    response_model, project, api_key_ref, tenant_id, conversation_id, trace_id, span_id, logical_request_id, attempt,
-    status, streamed, usage_source, input_total, input_uncached, cache_read, cache_write_5m, cache_write_1h,
-    output_total, reasoning, service_tier, batch, latency_ms, ttft_ms, prompt_name, prompt_version, finish_reason,
-    error, messages, output)
+/// Without a conflict target, DO NOTHING applies to both keys: (ts_ms, key) and source_key.
+const INSERT_REQUEST: &str = "INSERT INTO request (source, key, source_key, content_hash, ts_ms, provider,
+    request_model, response_model, project, api_key_ref, tenant_id, conversation_id, trace_id, span_id,
+    logical_request_id, attempt, status, streamed, usage_source, input_total, input_uncached, cache_read,
+    cache_write_5m, cache_write_1h, output_total, reasoning, service_tier, batch, latency_ms, ttft_ms, prompt_name,
+    prompt_version, finish_reason, error, messages, output)
   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,
-    ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)
-  ON CONFLICT (source_key) DO NOTHING";
+    ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36)
+  ON CONFLICT DO NOTHING";
+
+/// The idempotency key of every row as text: stored for keys given as text, rebuilt from the row for
+/// imported ones ([`crate::trace::import::import_key`]: `span:TRACE/SPAN`, else `sha:CONTENT_HASH`).
+pub(crate) const SOURCE_KEY_SQL: &str = "coalesce(source_key, CASE WHEN trace_id IS NOT NULL AND span_id IS NOT NULL
+    THEN 'span:' || trace_id || '/' || span_id ELSE 'sha:' || lower(hex(content_hash)) END)";
+
+/// The SQL function schema 8's migration computes key digests with: `promptctl_key_digest(text)`.
+pub(crate) fn register_migration_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "promptctl_key_digest",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let key = match ctx.get_raw(0) {
+                ValueRef::Text(bytes) => Digest::of_parts(&[bytes]),
+                ValueRef::Null => Digest::default(),
+                other => Digest::of_parts(&[other.as_bytes().unwrap_or_default()]),
+            };
+            Ok(key.0.to_vec())
+        },
+    )
+}
 
 /// SQLite's default page cache is 2 MB; the key and time indexes of a large import outgrow that quickly
 /// and every insert then reads pages back from disk. 128 MB keeps a few million rows' worth of index hot;
@@ -95,7 +141,9 @@ impl Store {
     /// since the last commit.
     pub fn request_writer(&mut self) -> Result<RequestWriter<'_>, StoreError> {
         self.conn.execute_batch(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB}")).map_err(|e| self.err(e))?;
-        Ok(RequestWriter { store: self, in_transaction: false, since_commit: 0 })
+        let store: &Store = self;
+        let statements = Statements::prepare(&store.conn).map_err(|e| store.err(e))?;
+        Ok(RequestWriter { store, statements, in_transaction: false, since_commit: 0 })
     }
 
     /// Stored requests matching `filter`, in insertion order, reduced for analysis: the parts not in
@@ -272,7 +320,7 @@ impl Store {
         Ok(out.into_iter().map(|(_, row)| row).collect())
     }
 
-    /// Streams the stored requests matching `filter` to `visit` in time order (ties in id order), so that a
+    /// Streams the stored requests matching `filter` to `visit` in time order (ties in key order), so that a
     /// month of a million rows is never held in memory; returns how many it read.
     /// Rows carry what describes a call and what it was billed for: provider, models, project, API key,
     /// conversation, logical request, attempt, status, streamed, usage and its source, tier and batch.
@@ -434,8 +482,8 @@ fn read_billed_slice(
     values.push(rusqlite::types::Value::Integer(last_id));
     let id_cap = format!("id <= ?{}", values.len());
     let condition = if condition.is_empty() { format!(" WHERE {id_cap}") } else { format!("{condition} AND {id_cap}") };
-    // `request_by_time` holds (ts_ms, id): the rows come out of the index in this order, unsorted.
-    let sql = format!("SELECT {BILLED_COLUMNS} FROM request{condition} ORDER BY ts_ms, id");
+    // `request_by_time` holds (ts_ms, key): the rows come out of the index in this order, unsorted.
+    let sql = format!("SELECT {BILLED_COLUMNS} FROM request{condition} ORDER BY ts_ms, key");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(values.iter()))?;
     let mut out = Vec::new();
@@ -519,7 +567,8 @@ fn scan_streams(conn: &Connection, ids: &[i64], visit: &(dyn Fn(i64, Checkpoints
 
 /// Inserts many batches with few commits; see [`Store::request_writer`].
 pub struct RequestWriter<'s> {
-    store: &'s mut Store,
+    store: &'s Store,
+    statements: Statements<'s>,
     in_transaction: bool,
     since_commit: usize,
 }
@@ -531,7 +580,7 @@ impl RequestWriter<'_> {
             self.store.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.store.err(e))?;
             self.in_transaction = true;
         }
-        let outcome = insert_requests_in(&self.store.conn, batch).map_err(|e| self.store.err(e))?;
+        let outcome = insert_batch(&self.store.conn, &mut self.statements, batch).map_err(|e| self.store.err(e))?;
         self.since_commit += batch.len();
         if self.since_commit >= ROWS_PER_COMMIT {
             self.commit()?;
@@ -578,71 +627,122 @@ pub struct ModelDay {
 /// Inserts a batch inside a caller's transaction, so that other writers (eval runs recording a sample
 /// and its attempts) can make it part of their own commit. Outcomes come back in batch order.
 pub(crate) fn insert_requests_in(tx: &Connection, batch: &[NewRequest<'_>]) -> rusqlite::Result<Vec<Inserted>> {
-    let mut insert = tx.prepare_cached(INSERT_REQUEST)?;
+    insert_batch(tx, &mut Statements::prepare(tx)?, batch)
+}
+
+/// The insert, prepared once per writer.
+struct Statements<'c> {
+    insert: StaticStatement<'c>,
+}
+
+impl<'c> Statements<'c> {
+    fn prepare(conn: &'c Connection) -> rusqlite::Result<Self> {
+        Ok(Statements { insert: StaticStatement::prepare(conn, INSERT_REQUEST)? })
+    }
+}
+
+fn insert_batch(
+    conn: &Connection,
+    statements: &mut Statements<'_>,
+    batch: &[NewRequest<'_>],
+) -> rusqlite::Result<Vec<Inserted>> {
     let mut stream_buf = Vec::new();
-    let mut existing = tx.prepare_cached("SELECT id, content_hash FROM request WHERE source_key = ?1")?;
-    // Inserting in key order touches the key index's pages one after another instead of at random.
+    let keys: Vec<Digest> = batch.iter().map(|new| new.key.digest()).collect();
+    // In (start time, key) order the rows reach the key index one after another, at its end when the
+    // batch is newer than what is stored, instead of at random.
     let mut order: Vec<usize> = (0..batch.len()).collect();
-    order.sort_unstable_by_key(|&i| batch[i].key);
+    order.sort_unstable_by_key(|&i| (batch[i].row.ts.as_millisecond(), keys[i]));
     let mut out = vec![Inserted::New(0); batch.len()];
     for index in order {
         let new = &batch[index];
-        let r = new.row;
-        let u = &r.usage;
-        let messages =
-            if r.messages.is_empty() { None } else { Some(serde_json::to_string(&r.messages).unwrap_or_default()) };
-        let changed = insert.execute(params![
-            new.source.as_str(),
-            new.key,
-            new.content_hash,
-            r.ts.as_millisecond(),
-            r.provider,
-            r.request_model,
-            r.response_model,
-            r.project,
-            r.api_key_ref,
-            r.tenant_id,
-            r.conversation_id,
-            r.trace_id,
-            r.span_id,
-            r.logical_request_id,
-            r.attempt,
-            status_str(r.status),
-            r.streamed,
-            usage_source_str(r.usage_source),
-            u.input_total as i64,
-            u.input_uncached as i64,
-            u.cache_read as i64,
-            u.cache_write_5m as i64,
-            u.cache_write_1h as i64,
-            u.output_total as i64,
-            u.reasoning as i64,
-            r.service_tier,
-            r.batch,
-            r.latency_ms.map(|v| v as i64),
-            r.ttft_ms.map(|v| v as i64),
-            r.prompt_name,
-            r.prompt_version,
-            r.finish_reason,
-            r.error,
-            messages,
-            r.output,
-        ])?;
+        let changed = insert_one(&mut statements.insert, new, &keys[index])?;
         if changed == 0 {
-            let (id, stored_hash): (i64, Option<String>) =
-                existing.query_row([new.key], |row| Ok((row.get(0)?, row.get(1)?)))?;
-            let same = match (new.content_hash, stored_hash.as_deref()) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            };
-            out[index] = if same { Inserted::Duplicate(id) } else { Inserted::Conflict(id) };
+            out[index] = existing(conn, new, &keys[index])?;
             continue;
         }
-        let id = tx.last_insert_rowid();
-        streams::insert(tx, id, &r.stream, &mut stream_buf)?;
+        let id = conn.last_insert_rowid();
+        streams::insert(conn, id, &new.row.stream, &mut stream_buf)?;
         out[index] = Inserted::New(id);
     }
     Ok(out)
+}
+
+/// Binds and inserts one row; returns 0 when its key was stored before.
+fn insert_one(insert: &mut StaticStatement<'_>, new: &NewRequest<'_>, key: &Digest) -> rusqlite::Result<usize> {
+    let r = new.row;
+    let u = &r.usage;
+    let messages =
+        if r.messages.is_empty() { None } else { Some(serde_json::to_string(&r.messages).unwrap_or_default()) };
+    let source_key = match new.key {
+        RequestKey::Import(_) => None,
+        RequestKey::Text(text) => Some(text),
+    };
+    fn text(v: &Option<String>) -> Param<'_> {
+        Param::text(v.as_deref())
+    }
+    let count = |v: u64| Param::Int(v as i64);
+    insert.execute(&[
+        Param::Text(new.source.as_str()),
+        Param::Blob(&key.0),
+        Param::text(source_key),
+        new.content_hash.as_ref().map_or(Param::Null, |h| Param::Blob(&h.0)),
+        Param::Int(r.ts.as_millisecond()),
+        Param::Text(&r.provider),
+        Param::Text(&r.request_model),
+        text(&r.response_model),
+        text(&r.project),
+        text(&r.api_key_ref),
+        text(&r.tenant_id),
+        text(&r.conversation_id),
+        text(&r.trace_id),
+        text(&r.span_id),
+        text(&r.logical_request_id),
+        Param::Int(i64::from(r.attempt)),
+        Param::Text(status_str(r.status)),
+        Param::Int(i64::from(r.streamed)),
+        Param::Text(usage_source_str(r.usage_source)),
+        count(u.input_total),
+        count(u.input_uncached),
+        count(u.cache_read),
+        count(u.cache_write_5m),
+        count(u.cache_write_1h),
+        count(u.output_total),
+        count(u.reasoning),
+        text(&r.service_tier),
+        Param::Int(i64::from(r.batch)),
+        Param::int(r.latency_ms.map(|v| v as i64)),
+        Param::int(r.ttft_ms.map(|v| v as i64)),
+        text(&r.prompt_name),
+        text(&r.prompt_version),
+        text(&r.finish_reason),
+        text(&r.error),
+        Param::text(messages.as_deref()),
+        text(&r.output),
+    ])
+}
+
+/// What a row whose key was stored before is: a duplicate, or a conflict when its content differs.
+fn existing(conn: &Connection, new: &NewRequest<'_>, key: &Digest) -> rusqlite::Result<Inserted> {
+    use rusqlite::OptionalExtension;
+    let read = |r: &Row<'_>| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?));
+    let by_text = match new.key {
+        RequestKey::Text(text) => conn
+            .prepare_cached("SELECT id, content_hash FROM request WHERE source_key = ?1")?
+            .query_row([text], read)
+            .optional()?,
+        RequestKey::Import(_) => None,
+    };
+    let (id, stored) = match by_text {
+        Some(found) => found,
+        None => conn
+            .prepare_cached("SELECT id, content_hash FROM request WHERE ts_ms = ?1 AND key = ?2")?
+            .query_row(params![new.row.ts.as_millisecond(), &key.0[..]], read)?,
+    };
+    let same = match (new.content_hash, stored) {
+        (Some(a), Some(b)) => a.0[..] == b[..],
+        _ => true,
+    };
+    Ok(if same { Inserted::Duplicate(id) } else { Inserted::Conflict(id) })
 }
 
 fn status_str(status: RequestStatus) -> &'static str {
@@ -1000,22 +1100,75 @@ mod tests {
         let mut store = Store::open_in_memory().unwrap();
         let a = row("gpt-4o", 500);
         let b = row("gpt-4o", 600);
-        let new = |key, hash, row| NewRequest { source: RequestSource::Import, key, content_hash: Some(hash), row };
-        let first = store.insert_requests(&[new("span:t/s", "h1", &a)]).unwrap();
+        let key = RequestKey::Import(key_digest("span:t/s"));
+        let new = |hash: u8, row| NewRequest {
+            source: RequestSource::Import,
+            key,
+            content_hash: Some(Digest([hash; 16])),
+            row,
+        };
+        let first = store.insert_requests(&[new(1, &a)]).unwrap();
         assert!(matches!(first[0], Inserted::New(_)));
-        let again = store.insert_requests(&[new("span:t/s", "h1", &a), new("span:t/s", "h2", &b)]).unwrap();
+        let again = store.insert_requests(&[new(1, &a), new(2, &b)]).unwrap();
         assert_eq!(again, [Inserted::Duplicate(first[0].id()), Inserted::Conflict(first[0].id())]);
         assert_eq!(store.request_count().unwrap(), 1);
-        let eval = NewRequest { source: RequestSource::Eval, key: "eval:r-1/case/0/1", content_hash: None, row: &b };
-        assert!(matches!(store.insert_requests(&[eval]).unwrap()[0], Inserted::New(_)));
-        assert_eq!(store.request_count().unwrap(), 2);
+        // An imported key is unique with its start time: the same span starting at another time is new.
+        let later = RequestRow { ts: "2026-10-01T12:00:00.001Z".parse().unwrap(), ..a.clone() };
+        assert!(matches!(store.insert_requests(&[new(1, &later)]).unwrap()[0], Inserted::New(_)));
+        // A key given as text is unique by itself, whatever the time.
+        let eval = |row| NewRequest {
+            source: RequestSource::Eval,
+            key: RequestKey::Text("eval:r-1/case/0/1"),
+            content_hash: None,
+            row,
+        };
+        let stored = store.insert_requests(&[eval(&b)]).unwrap()[0];
+        assert!(matches!(stored, Inserted::New(_)));
+        assert_eq!(store.insert_requests(&[eval(&later)]).unwrap(), [Inserted::Duplicate(stored.id())]);
+        assert_eq!(store.request_count().unwrap(), 3);
+    }
+
+    #[test]
+    fn the_text_of_an_imported_key_is_rebuilt_from_the_row() {
+        use crate::trace::import::normalize::{import_key, import_key_digest};
+        let mut store = Store::open_in_memory().unwrap();
+        let with_ids = row("gpt-4o", 500);
+        let without = RequestRow { span_id: None, ..row("gpt-4o", 600) };
+        let hash = |r: &RequestRow| crate::trace::import::content_hash(r);
+        let imported = |r: &'static RequestRow| NewRequest {
+            source: RequestSource::Import,
+            key: RequestKey::Import(import_key_digest(r, &hash(r))),
+            content_hash: Some(hash(r)),
+            row: r,
+        };
+        let (with_ids, without) = (Box::leak(Box::new(with_ids)), Box::leak(Box::new(without)));
+        let eval = NewRequest {
+            source: RequestSource::Eval,
+            key: RequestKey::Text("r/c/0/1"),
+            content_hash: None,
+            row: with_ids,
+        };
+        store.insert_requests(&[imported(with_ids), imported(without), eval]).unwrap();
+        let mut keys: Vec<String> = store
+            .conn
+            .prepare(&format!("SELECT {SOURCE_KEY_SQL} FROM request"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        keys.sort();
+        let expected =
+            ["r/c/0/1".to_string(), import_key(without, &hash(without)), import_key(with_ids, &hash(with_ids))];
+        assert_eq!(keys, expected);
+        assert!(keys[1].starts_with("sha:") && keys[2].starts_with("span:t/"), "{keys:?}");
     }
 
     #[test]
     fn rows_read_back_as_written() {
         let mut store = Store::open_in_memory().unwrap();
         let a = row("gpt-4o", 500);
-        let new = NewRequest { source: RequestSource::Import, key: "k", content_hash: None, row: &a };
+        let new = NewRequest { source: RequestSource::Import, key: RequestKey::Text("k"), content_hash: None, row: &a };
         store.insert_requests(&[new]).unwrap();
         let back = store.request_rows(&RequestFilter::default()).unwrap();
         assert_eq!(back, std::slice::from_ref(&a));
@@ -1059,7 +1212,12 @@ mod tests {
         let batch: Vec<NewRequest<'_>> = rows
             .iter()
             .zip(&keys)
-            .map(|(row, key)| NewRequest { source: RequestSource::Import, key, content_hash: None, row })
+            .map(|(row, key)| NewRequest {
+                source: RequestSource::Import,
+                key: RequestKey::Import(crate::trace::model::Digest::of_parts(&[key.as_bytes()])),
+                content_hash: None,
+                row,
+            })
             .collect();
         store.insert_requests(&batch).unwrap();
         let window = RequestFilter {
@@ -1069,7 +1227,7 @@ mod tests {
         };
         let (condition, values) = where_clause(&window);
         let expected_ids: Vec<i64> = {
-            let sql = format!("SELECT id FROM request{condition} ORDER BY ts_ms, id");
+            let sql = format!("SELECT id FROM request{condition} ORDER BY ts_ms, key");
             let mut stmt = store.conn.prepare(&sql).unwrap();
             stmt.query_map(rusqlite::params_from_iter(values.iter()), |r| r.get(0))
                 .unwrap()
@@ -1110,7 +1268,12 @@ mod tests {
         let batch: Vec<NewRequest<'_>> = rows
             .iter()
             .zip(&keys)
-            .map(|(row, key)| NewRequest { source: RequestSource::Import, key, content_hash: None, row })
+            .map(|(row, key)| NewRequest {
+                source: RequestSource::Import,
+                key: RequestKey::Text(key),
+                content_hash: None,
+                row,
+            })
             .collect();
         store.insert_requests(&batch).unwrap();
         let parallel = store.calls(&RequestFilter::default(), CallParts::ALL).unwrap();
@@ -1158,7 +1321,12 @@ mod tests {
         let batch: Vec<NewRequest<'_>> = rows
             .iter()
             .zip(&keys)
-            .map(|(row, key)| NewRequest { source: RequestSource::Import, key, content_hash: None, row })
+            .map(|(row, key)| NewRequest {
+                source: RequestSource::Import,
+                key: RequestKey::Text(key),
+                content_hash: None,
+                row,
+            })
             .collect();
         store.insert_requests(&batch).unwrap();
         let all = store.calls(&RequestFilter::default(), CallParts::ALL).unwrap();
@@ -1188,8 +1356,8 @@ mod tests {
         b.prompt_name = Some("triage".into());
         a.span_id = Some("a".into());
         let batch = [
-            NewRequest { source: RequestSource::Import, key: "a", content_hash: None, row: &a },
-            NewRequest { source: RequestSource::Import, key: "b", content_hash: None, row: &b },
+            NewRequest { source: RequestSource::Import, key: RequestKey::Text("a"), content_hash: None, row: &a },
+            NewRequest { source: RequestSource::Import, key: RequestKey::Text("b"), content_hash: None, row: &b },
         ];
         store.insert_requests(&batch).unwrap();
         let count = |f: RequestFilter| store.calls(&f, CallParts::ALL).unwrap().calls.len();
@@ -1221,7 +1389,12 @@ mod tests {
         cut.usage = Usage::default();
         let early = at("2026-10-01T12:00:00Z", "o4-mini");
         let outside = at("2026-10-02T00:00:00Z", "gpt-4.1");
-        let new = |key, row| NewRequest { source: RequestSource::Import, key, content_hash: None, row };
+        let new = |key, row| NewRequest {
+            source: RequestSource::Import,
+            key: RequestKey::Text(key),
+            content_hash: None,
+            row,
+        };
         store.insert_requests(&[new("a", &late), new("b", &cut), new("c", &early), new("d", &outside)]).unwrap();
         let window = RequestFilter {
             since: Some("2026-10-01T00:00:00Z".parse().unwrap()),
@@ -1255,7 +1428,7 @@ mod tests {
             ..RequestFilter::default()
         };
         let (condition, values) = where_clause(&window);
-        let sql = format!("EXPLAIN QUERY PLAN SELECT {BILLED_COLUMNS} FROM request{condition} ORDER BY ts_ms, id");
+        let sql = format!("EXPLAIN QUERY PLAN SELECT {BILLED_COLUMNS} FROM request{condition} ORDER BY ts_ms, key");
         let mut stmt = store.conn.prepare(&sql).unwrap();
         let plan: Vec<String> = stmt
             .query_map(rusqlite::params_from_iter(values.iter()), |r| r.get::<_, String>(3))

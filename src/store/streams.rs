@@ -335,7 +335,7 @@ mod tests {
         }
         drop(conn);
         let store = Store::open(&path, OpenMode::MustExist, false).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 7);
+        assert_eq!(store.schema_version().unwrap(), crate::store::SCHEMA_VERSION);
         let gone: i64 = store
             .conn
             .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'stream_event'", [], |r| r.get(0))

@@ -1,8 +1,55 @@
 //! The normalized request row: one provider call, whether imported from a trace export or made by
 //! `eval run`. See DESIGN.md, "The normalized request row".
 
+use std::fmt;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// 128 bits of SHA-256: an imported row's content hash, and the digest its idempotency key is stored
+/// and compared as. Shown in hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Digest(pub [u8; 16]);
+
+impl Digest {
+    /// The digest of the bytes of `parts`, concatenated (so that a key need not be formatted to be hashed).
+    pub fn of_parts(parts: &[&[u8]]) -> Digest {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update(part);
+        }
+        Digest::truncate(&hasher.finalize())
+    }
+
+    /// The first 16 bytes of a longer hash.
+    pub fn truncate(hash: &[u8]) -> Digest {
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&hash[..16]);
+        Digest(out)
+    }
+
+    /// From its 32 hex digits (as schemas 6 and 7 stored content hashes).
+    pub fn from_hex(text: &str) -> Option<Digest> {
+        let bytes = hex::decode(text).ok()?;
+        (bytes.len() == 16).then(|| Digest::truncate(&bytes))
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
 
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -528,10 +528,11 @@ fn connect(p: &Project) -> rusqlite::Connection {
 
 fn insert_request(conn: &rusqlite::Connection, key: &str, conversation: &str, version: &str, ts_ms: i64, model: &str) {
     conn.execute(
-        "INSERT INTO request (source, source_key, ts_ms, provider, request_model, conversation_id, attempt, status,
+        "INSERT INTO request (source, source_key, key, ts_ms, provider, request_model, conversation_id, attempt, status,
            streamed, usage_source, input_total, input_uncached, cache_read, cache_write_5m, cache_write_1h,
            output_total, reasoning, batch, prompt_name, prompt_version)
-         VALUES ('import', ?1, ?2, 'openai', ?3, ?4, 1, 'ok', 0, 'provider', 10, 10, 0, 0, 0, 5, 0, 0, 'support-reply', ?5)",
+         VALUES ('import', ?1, CAST(?1 AS BLOB), ?2, 'openai', ?3, ?4, 1, 'ok', 0, 'provider', 10, 10, 0, 0, 0, 5, 0, 0,
+           'support-reply', ?5)",
         rusqlite::params![key, ts_ms, model, conversation, version],
     )
     .unwrap();

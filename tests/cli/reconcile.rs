@@ -544,11 +544,11 @@ fn without_traces_it_reads_the_state() {
     let conn = rusqlite::Connection::open(p.state()).unwrap();
     for i in 0..3 {
         conn.execute(
-            "INSERT INTO request (source, source_key, ts_ms, provider, request_model, response_model, project, attempt,
-                status, streamed, usage_source, input_total, input_uncached, cache_read, cache_write_5m, cache_write_1h,
-                output_total, reasoning, batch)
-             VALUES ('import', ?1, ?2, 'openai', 'gpt-4o-mini', 'gpt-4o-mini-2024-07-18', 'proj_a', 1, 'ok', 0,
-                'provider', 1000, 1000, 0, 0, 0, 200, 0, 0)",
+            "INSERT INTO request (source, source_key, key, ts_ms, provider, request_model, response_model, project,
+                attempt, status, streamed, usage_source, input_total, input_uncached, cache_read, cache_write_5m,
+                cache_write_1h, output_total, reasoning, batch)
+             VALUES ('import', ?1, CAST(?1 AS BLOB), ?2, 'openai', 'gpt-4o-mini', 'gpt-4o-mini-2024-07-18', 'proj_a', 1,
+                'ok', 0, 'provider', 1000, 1000, 0, 0, 0, 200, 0, 0)",
             rusqlite::params![format!("k{i}"), 1_790_848_800_000i64 + i],
         )
         .unwrap();

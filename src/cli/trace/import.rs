@@ -6,7 +6,6 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::sync_channel;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -15,8 +14,8 @@ use super::super::context::Context;
 use super::super::error::{CliError, CmdResult, Exit};
 use super::super::output::{Style, table, table_text};
 use super::thousands;
-use crate::store::{Inserted, NewRequest, OpenMode, RequestSource, RequestWriter};
-use crate::trace::import::{self, ImportOptions, ImportedRow, Kind, OpenError, Record, RecordError, SkipReason};
+use crate::store::{Inserted, NewRequest, OpenMode, RequestKey, RequestSource, RequestWriter};
+use crate::trace::import::{self, ImportOptions, Kind, OpenError, Record, RecordError, SkipReason};
 
 /// Import trace exports into normalized request rows (importing a file again adds nothing)
 #[derive(Debug, Args)]
@@ -103,22 +102,6 @@ struct FileReport {
     errors: Vec<RecordError>,
     /// All errors, including those not listed.
     errors_total: u64,
-}
-
-/// The parser hands rows to the writer in batches of this many rows, or of [`BATCH_CHECKPOINTS`] stream
-/// checkpoints, whichever comes first: large enough to amortize the hand-over, small enough that the
-/// batches in flight hold a few tens of megabytes however large the file.
-const BATCH: usize = 5_000;
-const BATCH_CHECKPOINTS: usize = 50_000;
-/// Batches parsed ahead of the writer.
-const BATCHES_AHEAD: usize = 2;
-
-/// What the parser thread hands to the writer.
-#[derive(Default)]
-struct Batch {
-    rows: Vec<ImportedRow>,
-    skipped: Vec<SkipReason>,
-    errors: Vec<RecordError>,
 }
 
 pub fn run(ctx: &mut Context, args: ImportArgs) -> CmdResult {
@@ -255,83 +238,55 @@ fn import_file(
             report.errors.push(e);
         }
     };
-    // Parsing and writing overlap: one thread reads and normalizes, this one inserts.
-    let (tx, rx) = sync_channel::<Batch>(BATCHES_AHEAD);
-    let records = import::records(source, options);
-    std::thread::scope(|scope| -> Result<(), CliError> {
-        scope.spawn(move || {
-            let mut batch = Batch::default();
-            let mut checkpoints = 0;
-            for record in records {
-                match record {
-                    Record::Row(row) => {
-                        checkpoints += row.row.stream.len();
-                        batch.rows.push(*row);
-                    }
-                    Record::Skipped { reason, .. } => batch.skipped.push(reason),
-                    Record::Error(e) => batch.errors.push(e),
+    // Parsing and writing overlap: other threads read and normalize, this one inserts.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for chunk in import::chunks(source, options, workers) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for record in chunk {
+            match record {
+                Record::Row(row) => rows.push(*row),
+                Record::Skipped { reason, .. } => {
+                    report.skipped += 1;
+                    *report.skipped_by_reason.entry(reason).or_default() += 1;
                 }
-                let full = batch.rows.len() >= BATCH || checkpoints >= BATCH_CHECKPOINTS;
-                if full {
-                    checkpoints = 0;
-                    if tx.send(std::mem::take(&mut batch)).is_err() {
-                        return;
-                    }
-                }
-            }
-            let _ = tx.send(batch);
-        });
-        for batch in rx {
-            for reason in batch.skipped {
-                report.skipped += 1;
-                *report.skipped_by_reason.entry(reason).or_default() += 1;
-            }
-            for e in batch.errors {
-                note_error(&mut report, e);
-            }
-            if batch.rows.is_empty() {
-                continue;
-            }
-            let new: Vec<NewRequest<'_>> = batch
-                .rows
-                .iter()
-                .map(|r| NewRequest {
-                    source: RequestSource::Import,
-                    key: &r.key,
-                    content_hash: Some(&r.content_hash),
-                    row: &r.row,
-                })
-                .collect();
-            let outcomes = store.insert(&new)?;
-            for (row, outcome) in batch.rows.iter().zip(outcomes) {
-                match outcome {
-                    Inserted::New(_) => {
-                        report.rows += 1;
-                        report.inferred_additive_usage += u64::from(row.convention_inferred);
-                    }
-                    Inserted::Duplicate(_) => report.duplicates += 1,
-                    Inserted::Conflict(_) => {
-                        report.conflicts += 1;
-                        let what = match (&row.row.trace_id, &row.row.span_id) {
-                            (Some(t), Some(s)) => format!("span {t}/{s}"),
-                            _ => "this record".to_string(),
-                        };
-                        note_error(
-                            &mut report,
-                            RecordError::at(
-                                row.line,
-                                format!("{what} was imported before with different content; the stored row is kept"),
-                            ),
-                        );
-                    }
-                }
-            }
-            if let Some(bar) = progress {
-                bar.set_position(counter.load(Ordering::Relaxed));
+                Record::Error(e) => note_error(&mut report, e),
             }
         }
-        Ok(())
-    })?;
+        if rows.is_empty() {
+            continue;
+        }
+        let new: Vec<NewRequest<'_>> = rows
+            .iter()
+            .map(|r| NewRequest {
+                source: RequestSource::Import,
+                key: RequestKey::Import(r.key),
+                content_hash: Some(r.content_hash),
+                row: &r.row,
+            })
+            .collect();
+        let outcomes = store.insert(&new)?;
+        for (row, outcome) in rows.iter().zip(outcomes) {
+            match outcome {
+                Inserted::New(_) => {
+                    report.rows += 1;
+                    report.inferred_additive_usage += u64::from(row.convention_inferred);
+                }
+                Inserted::Duplicate(_) => report.duplicates += 1,
+                Inserted::Conflict(_) => {
+                    report.conflicts += 1;
+                    let what = match (&row.row.trace_id, &row.row.span_id) {
+                        (Some(t), Some(s)) => format!("span {t}/{s}"),
+                        _ => "this record".to_string(),
+                    };
+                    let message = format!("{what} was imported before with different content; the stored row is kept");
+                    note_error(&mut report, RecordError::at(row.line, message));
+                }
+            }
+        }
+        if let Some(bar) = progress {
+            bar.set_position(counter.load(Ordering::Relaxed));
+        }
+    }
     Ok(report)
 }
 

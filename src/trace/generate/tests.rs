@@ -2,6 +2,7 @@ use std::io::{BufReader, Read};
 
 use super::*;
 use crate::trace::import::{self, ImportOptions, Kind, Record};
+use crate::trace::model::Digest;
 
 fn config(conversations: usize) -> GenerateConfig {
     GenerateConfig { conversations, ..GenerateConfig::default() }
@@ -37,7 +38,7 @@ fn import_all(bytes: Vec<u8>) -> (Kind, Vec<Record>) {
     (kind, import::records(source, &ImportOptions::default()).collect())
 }
 
-fn rows_of(records: Vec<Record>) -> Vec<(String, String, RequestRow)> {
+fn rows_of(records: Vec<Record>) -> Vec<(Digest, Digest, RequestRow)> {
     records
         .into_iter()
         .map(|r| match r {

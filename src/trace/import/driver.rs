@@ -12,14 +12,16 @@ use std::io::{self, BufRead, Cursor, Read};
 use super::scan::{ScanError, Scanner};
 use super::{Record, RecordError};
 
-/// Walks a JSON document structure, queuing records as it meets them.
+/// Walks a JSON document structure, queuing records (or work that yields them) as it meets them.
 pub trait Walker {
+    /// What the walker queues: records, or captured records for other threads to parse.
+    type Item: From<Record>;
     /// Advances by one structural step. `Ok(false)` when the input is exhausted between documents.
     fn step<B: BufRead>(&mut self, scan: &mut Scanner<B>) -> Result<bool, ScanError>;
     /// Forgets any half-walked document (after an error on line-delimited input).
     fn reset(&mut self);
-    /// Records queued so far.
-    fn output(&mut self) -> &mut VecDeque<Record>;
+    /// Items queued so far.
+    fn output(&mut self) -> &mut VecDeque<Self::Item>;
 }
 
 /// Longest line held in memory in line layout; beyond it the input is read as one document.
@@ -57,7 +59,7 @@ impl<R: BufRead, W: Walker> Driver<R, W> {
     }
 
     fn error(&mut self, line: Option<u64>, message: String, fatal: bool) {
-        self.walker.output().push_back(Record::Error(RecordError { line, message, fatal }));
+        self.walker.output().push_back(Record::Error(RecordError { line, message, fatal }).into());
         if fatal {
             self.done = true;
         }
@@ -131,9 +133,9 @@ impl<R: BufRead, W: Walker> Driver<R, W> {
 }
 
 impl<R: BufRead, W: Walker> Iterator for Driver<R, W> {
-    type Item = Record;
+    type Item = W::Item;
 
-    fn next(&mut self) -> Option<Record> {
+    fn next(&mut self) -> Option<W::Item> {
         loop {
             if let Some(record) = self.walker.output().pop_front() {
                 return Some(record);

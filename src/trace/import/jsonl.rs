@@ -7,8 +7,7 @@ use std::io::{BufRead, Read};
 use serde::Deserialize;
 
 use super::normalize::{
-    self, CacheConvention, MAX_TOKENS, RawCount, ReportedUsage, content_hash, content_key, parse_status, parse_time,
-    provider_id, span_key, token_count,
+    self, CacheConvention, MAX_TOKENS, RawCount, ReportedUsage, parse_status, parse_time, provider_id, token_count,
 };
 use super::{ImportOptions, ImportedRow, Record, RecordError, json_error};
 use crate::trace::model::{Message, RequestRow, RequestStatus, StreamCheckpoint, UsageSource};
@@ -26,7 +25,12 @@ pub struct JsonlReader<R> {
 
 impl<R: BufRead> JsonlReader<R> {
     pub fn new(reader: R, options: ImportOptions) -> Self {
-        JsonlReader { reader, options, line: 0, buf: Vec::with_capacity(4096), done: false }
+        Self::starting_at(reader, options, 1)
+    }
+
+    /// A reader whose first line is line `first_line` of the file (for a chunk of a file read in parts).
+    pub fn starting_at(reader: R, options: ImportOptions, first_line: u64) -> Self {
+        JsonlReader { reader, options, line: first_line.saturating_sub(1), buf: Vec::with_capacity(4096), done: false }
     }
 
     /// Reads the next line into `buf` (without its line break); false at the end.
@@ -245,12 +249,7 @@ fn parse_line(text: &[u8], line: u64, options: &ImportOptions) -> Result<Importe
     }
     let record: Line<'_> = serde_json::from_slice(text).map_err(|e| json_error(&e, line))?;
     let (row, convention) = normalize_line(record, options).map_err(|m| RecordError::at(line, m))?;
-    let hash = content_hash(&row);
-    let key = match (&row.trace_id, &row.span_id) {
-        (Some(t), Some(s)) => span_key(t, s),
-        _ => content_key(&hash),
-    };
-    Ok(ImportedRow { line, key, content_hash: hash, row, convention, convention_inferred: false })
+    Ok(ImportedRow::new(line, row, convention, false))
 }
 
 fn opt(s: Option<Cow<'_, str>>) -> Option<String> {
@@ -442,7 +441,7 @@ mod tests {
         let text = r#"{"ts":"2026-10-01T12:00:00Z","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","conversation_id":"c-1","tenant_id":"acme","project":"proj_support","provider":"openai","model":"gpt-4o-mini","response_model":"gpt-4o-mini-2024-07-18","attempt":1,"status":"ok","streamed":true,"usage_source":"provider","usage":{"input_tokens":812,"output_tokens":120,"cache_read_tokens":512,"cache_write_tokens":0,"reasoning_tokens":0},"service_tier":"default","batch":false,"latency_ms":1830,"ttft_ms":420,"prompt":{"name":"support-reply","version":"3f2a9c1b7d04"},"messages":[{"role":"system","content":"Be nice"},{"role":"user","content":[{"type":"text","text":"Hi"}]}],"output":"Hello","stream":[{"t_ms":420,"tokens":1},{"t_ms":455,"tokens":3}],"tool_calls":[]}"#;
         let records = read(text);
         let r = row(&records[0]);
-        assert_eq!(r.key, "span:4bf92f3577b34da6a3ce929d0e0e4736/00f067aa0ba902b7");
+        assert_eq!(r.key_text(), "span:4bf92f3577b34da6a3ce929d0e0e4736/00f067aa0ba902b7");
         assert_eq!(r.row.usage, Usage::from_inclusive(812, 512, 0, 120, 0));
         assert_eq!(r.row.usage.input_uncached, 300);
         assert_eq!(r.row.prompt_version.as_deref(), Some("3f2a9c1b7d04"));
@@ -469,7 +468,7 @@ mod tests {
         let last = row(&records[3]);
         assert_eq!(last.line, 5);
         assert_eq!(last.row.usage_source, UsageSource::Missing);
-        assert!(last.key.starts_with("sha:"));
+        assert!(last.key_text().starts_with("sha:"));
     }
 
     #[test]
@@ -494,7 +493,7 @@ mod tests {
         let a = r#"{"ts":"2026-10-01T12:00:00Z","model":"gpt-4o","usage":{"input_tokens":10,"output_tokens":2}}"#;
         let b = r#"{"model":"gpt-4o","usage":{"output_tokens":2,"input_tokens":10},"ts":"2026-10-01T14:00:00+02:00"}"#;
         let c = r#"{"ts":"2026-10-01T12:00:00Z","model":"gpt-4o","usage":{"input_tokens":10,"output_tokens":3}}"#;
-        let hashes: Vec<String> = [a, b, c].iter().map(|t| row(&read(t)[0]).content_hash.clone()).collect();
+        let hashes: Vec<_> = [a, b, c].iter().map(|t| row(&read(t)[0]).content_hash).collect();
         assert_eq!(hashes[0], hashes[1]);
         assert_ne!(hashes[0], hashes[2]);
     }

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use super::driver::{Driver, Walker};
 use super::jsonl::value_text;
 use super::normalize::{
-    CacheConvention, RawCount, ReportedUsage, check_count, content_hash, content_key, hex_id, parse_time, provider_id,
-    span_key, status_from_error_type, token_count,
+    CacheConvention, RawCount, ReportedUsage, check_count, hex_id, parse_time, provider_id, status_from_error_type,
+    token_count,
 };
 use super::scan::{ScanError, Scanner};
 use super::{ImportOptions, ImportedRow, Record, RecordError, SkipReason, json_error};
@@ -41,6 +41,8 @@ pub struct LangfuseWalker {
 }
 
 impl Walker for LangfuseWalker {
+    type Item = Record;
+
     fn output(&mut self) -> &mut VecDeque<Record> {
         &mut self.out
     }
@@ -135,21 +137,7 @@ fn observation_record(obs: RawObservation, line: u64, options: &ImportOptions) -
     }
     let id = obs.id.clone().unwrap_or_default();
     match normalize(obs, options) {
-        Ok(row) => {
-            let hash = content_hash(&row);
-            let key = match (&row.trace_id, &row.span_id) {
-                (Some(t), Some(s)) => span_key(t, s),
-                _ => content_key(&hash),
-            };
-            Record::Row(Box::new(ImportedRow {
-                line,
-                key,
-                content_hash: hash,
-                row,
-                convention: CacheConvention::Additive,
-                convention_inferred: false,
-            }))
-        }
+        Ok(row) => Record::Row(Box::new(ImportedRow::new(line, row, CacheConvention::Additive, false))),
         Err(message) => {
             let which = if id.is_empty() { String::new() } else { format!("observation {id}: ") };
             Record::Error(RecordError::at(line, format!("{which}{message}")))
@@ -356,7 +344,7 @@ mod tests {
         assert_eq!(r.row.conversation_id.as_deref(), Some("conv-9"));
         assert_eq!(r.row.tenant_id.as_deref(), Some("acme"));
         assert_eq!(r.row.prompt_version.as_deref(), Some("3"));
-        assert_eq!(r.key, "span:trace-1/obs-2");
+        assert_eq!(r.key_text(), "span:trace-1/obs-2");
     }
 
     #[test]

@@ -35,11 +35,11 @@ use std::io::{self, BufRead, BufReader, Read};
 
 use serde::Serialize;
 
-pub use normalize::{CacheConvention, MAX_TOKENS, content_hash, parse_time, parse_zone};
-pub use parallel::{default_threads, records_in_parallel};
+pub use normalize::{CacheConvention, MAX_TOKENS, content_hash, import_key, parse_time, parse_zone};
+pub use parallel::chunks;
 pub use seen::{Seen, SeenKeys};
 
-use crate::trace::model::RequestRow;
+use crate::trace::model::{Digest, RequestRow};
 
 /// The export formats promptctl reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -82,15 +82,30 @@ pub struct ImportOptions {
 pub struct ImportedRow {
     /// 1-based line where the record starts.
     pub line: u64,
-    /// The idempotency key: `span:TRACE/SPAN` when the record has ids, else `sha:CONTENT_HASH`.
-    pub key: String,
+    /// The digest of the idempotency key, `span:TRACE/SPAN` when the record has ids, else
+    /// `sha:CONTENT_HASH` ([`ImportedRow::key_text`]).
+    pub key: Digest,
     /// Hash of the normalized row; the same key with another hash is a conflicting duplicate.
-    pub content_hash: String,
+    pub content_hash: Digest,
     pub row: RequestRow,
     /// How the source counted cached tokens (recorded so that the import can say when it had to infer it).
     pub convention: CacheConvention,
     /// True when the convention was inferred from the counts rather than known from the format.
     pub convention_inferred: bool,
+}
+
+impl ImportedRow {
+    /// A normalized row with its content hash and key, as every importer makes it.
+    pub fn new(line: u64, row: RequestRow, convention: CacheConvention, convention_inferred: bool) -> ImportedRow {
+        let content_hash = content_hash(&row);
+        let key = normalize::import_key_digest(&row, &content_hash);
+        ImportedRow { line, key, content_hash, row, convention, convention_inferred }
+    }
+
+    /// The idempotency key as text (for messages; the state file keeps its digest).
+    pub fn key_text(&self) -> String {
+        import_key(&self.row, &self.content_hash)
+    }
 }
 
 /// Why a record was read but not imported.

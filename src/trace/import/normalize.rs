@@ -4,10 +4,10 @@
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::pricing::Provider;
-use crate::trace::model::{RequestRow, RequestStatus, Usage, UsageSource};
+use crate::trace::model::{Digest, RequestRow, RequestStatus, Usage, UsageSource};
 
 /// No model reads or writes this many tokens in one request: the largest context windows offered are
 /// around 10M tokens, so a count above twice that is a unit mistake (bytes, characters, a sum over a
@@ -253,25 +253,47 @@ pub fn status_from_error_type(error_type: &str) -> RequestStatus {
     }
 }
 
-/// The idempotency key of a span: the same span imported twice (from the same file or from two exports of
-/// the same traffic) is one request.
-/// The ids are the row's, already normalized by [`hex_id`].
-pub fn span_key(trace_id: &str, span_id: &str) -> String {
-    format!("span:{trace_id}/{span_id}")
+/// The idempotency key of an imported row, as text: `span:TRACE/SPAN` when it has both ids (the same span
+/// imported twice, from one file or from two exports of the same traffic, is one request), else
+/// `sha:CONTENT_HASH` (its content). The ids are the row's, already normalized by [`hex_id`].
+///
+/// The state file keeps only the key's digest ([`import_key_digest`]) and rebuilds the text from the row
+/// when it is asked for (store/requests.rs, `DERIVED_SOURCE_KEY`): change both together.
+pub fn import_key(row: &RequestRow, content_hash: &Digest) -> String {
+    match (&row.trace_id, &row.span_id) {
+        (Some(t), Some(s)) => format!("span:{t}/{s}"),
+        _ => format!("sha:{content_hash}"),
+    }
 }
 
-/// The idempotency key of a record without ids: its content.
-pub fn content_key(content_hash: &str) -> String {
-    format!("sha:{content_hash}")
+/// The digest of [`import_key`]'s text, hashed in pieces rather than formatted first.
+pub fn import_key_digest(row: &RequestRow, content_hash: &Digest) -> Digest {
+    match (&row.trace_id, &row.span_id) {
+        (Some(t), Some(s)) => Digest::of_parts(&[b"span:", t.as_bytes(), b"/", s.as_bytes()]),
+        _ => {
+            let mut hex = [0u8; 32];
+            for (i, b) in content_hash.0.iter().enumerate() {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                hex[2 * i] = DIGITS[usize::from(b >> 4)];
+                hex[2 * i + 1] = DIGITS[usize::from(b & 15)];
+            }
+            Digest::of_parts(&[b"sha:", &hex])
+        }
+    }
 }
 
-/// 128 bits of SHA-256 over the normalized row, in hex. Two imports of the same request hash alike;
-/// a changed count, time, status or text hashes differently.
+/// The digest of any key text (what [`import_key_digest`] computes for an imported row's key).
+pub fn key_digest(key: &str) -> Digest {
+    Digest::of_parts(&[key.as_bytes()])
+}
+
+/// 128 bits of SHA-256 over the normalized row. Two imports of the same request hash alike; a changed
+/// count, time, status or text hashes differently.
 ///
 /// The hashed bytes are every field in declaration order, each string with its length, so that no two
 /// rows encode alike. The hashes are stored: changing this encoding turns re-imports of rows stored by an
 /// older promptctl from duplicates into conflicts, so it is versioned by its first byte.
-pub fn content_hash(row: &RequestRow) -> String {
+pub fn content_hash(row: &RequestRow) -> Digest {
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -279,7 +301,7 @@ pub fn content_hash(row: &RequestRow) -> String {
         let mut buf = buf.borrow_mut();
         buf.clear();
         encode_row(row, &mut buf);
-        hex::encode(&Sha256::digest(&buf[..])[..16])
+        Digest::truncate(&Sha256::digest(&buf[..]))
     })
 }
 
@@ -467,6 +489,25 @@ mod tests {
         assert_eq!(status_from_error_type("Request timed out."), RequestStatus::Timeout);
         assert_eq!(status_from_error_type("client_cancelled"), RequestStatus::Aborted);
         assert_eq!(status_from_error_type("rate_limit"), RequestStatus::Error);
+    }
+
+    #[test]
+    fn key_digests_are_the_digests_of_the_key_texts() {
+        let mut row: RequestRow = crate::trace::generate::generate(&crate::trace::generate::GenerateConfig {
+            conversations: 1,
+            ..Default::default()
+        })
+        .next()
+        .unwrap()
+        .row;
+        let hash = content_hash(&row);
+        let text = import_key(&row, &hash);
+        assert!(text.starts_with("span:"), "{text}");
+        assert_eq!(import_key_digest(&row, &hash), key_digest(&text));
+        row.span_id = None;
+        let text = import_key(&row, &hash);
+        assert_eq!(text, format!("sha:{hash}"));
+        assert_eq!(import_key_digest(&row, &hash), key_digest(&text));
     }
 
     #[test]

@@ -8,14 +8,14 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::BufRead;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::attrs::{AttrValue, Attrs, Field, KeyValue};
 use super::driver::{Driver, Walker};
 use super::normalize::{
-    CacheConvention, RawCount, ReportedUsage, content_hash, content_key, from_unix_nanos, hex_id, provider_id,
-    span_key, status_from_error_type, token_count,
+    CacheConvention, RawCount, ReportedUsage, from_unix_nanos, hex_id, provider_id, status_from_error_type, token_count,
 };
 use super::scan::{ScanError, Scanner};
 use super::{ImportedRow, Record, RecordError, SkipReason, json_error};
@@ -184,18 +184,63 @@ enum Frame {
 }
 
 /// The records of an OTLP/JSON export, one document or one document per line.
-pub fn reader<R: BufRead>(reader: R) -> Driver<R, OtlpWalker> {
+pub fn reader<R: BufRead>(reader: R) -> Driver<R, OtlpWalker<Record>> {
     Driver::new(reader, OtlpWalker::default())
 }
 
+/// The spans of an OTLP/JSON export captured but not parsed (with the records the walk itself yields:
+/// errors), so that other threads can parse them ([`Walked::into_record`]).
+pub fn captured<R: BufRead>(reader: R) -> Driver<R, OtlpWalker<Walked>> {
+    Driver::new(reader, OtlpWalker::default())
+}
+
+/// A record, or a span still to be parsed into one.
+pub enum Walked {
+    Record(Record),
+    Span { line: u64, bytes: Vec<u8>, resource: Arc<[KeyValue<'static>]> },
+}
+
+impl Walked {
+    pub fn into_record(self) -> Record {
+        match self {
+            Walked::Record(record) => record,
+            Walked::Span { line, bytes, resource } => span_record(&bytes, line, &resource),
+        }
+    }
+}
+
+impl From<Record> for Walked {
+    fn from(record: Record) -> Walked {
+        Walked::Record(record)
+    }
+}
+
+/// What the walker makes of a captured span: a record at once, or the span for later.
+pub trait FromSpan: From<Record> {
+    /// `bytes` is the walker's capture buffer, which it reuses when left in place.
+    fn from_span(line: u64, bytes: &mut Vec<u8>, resource: &Arc<[KeyValue<'static>]>) -> Self;
+}
+
+impl FromSpan for Record {
+    fn from_span(line: u64, bytes: &mut Vec<u8>, resource: &Arc<[KeyValue<'static>]>) -> Record {
+        span_record(bytes, line, resource)
+    }
+}
+
+impl FromSpan for Walked {
+    fn from_span(line: u64, bytes: &mut Vec<u8>, resource: &Arc<[KeyValue<'static>]>) -> Walked {
+        Walked::Span { line, bytes: std::mem::take(bytes), resource: resource.clone() }
+    }
+}
+
 /// Walks `resourceSpans[].scopeSpans[].spans[]`, skipping everything else unparsed.
-pub struct OtlpWalker {
+pub struct OtlpWalker<I> {
     stack: Vec<Frame>,
     key: Vec<u8>,
     buf: Vec<u8>,
-    out: VecDeque<Record>,
+    out: VecDeque<I>,
     /// The current resource's attributes.
-    resource: Vec<KeyValue<'static>>,
+    resource: Arc<[KeyValue<'static>]>,
     resource_seen: bool,
     /// Spans met before their resource (which JSON's key order allows): held until it is known.
     pending: Vec<(u64, Vec<u8>)>,
@@ -203,14 +248,14 @@ pub struct OtlpWalker {
     doc_has_spans_key: bool,
 }
 
-impl Default for OtlpWalker {
+impl<I> Default for OtlpWalker<I> {
     fn default() -> Self {
         OtlpWalker {
             stack: vec![Frame::Top],
             key: Vec::new(),
             buf: Vec::new(),
             out: VecDeque::new(),
-            resource: Vec::new(),
+            resource: Arc::new([]),
             resource_seen: false,
             pending: Vec::new(),
             doc_line: 1,
@@ -219,8 +264,10 @@ impl Default for OtlpWalker {
     }
 }
 
-impl Walker for OtlpWalker {
-    fn output(&mut self) -> &mut VecDeque<Record> {
+impl<I: FromSpan> Walker for OtlpWalker<I> {
+    type Item = I;
+
+    fn output(&mut self) -> &mut VecDeque<I> {
         &mut self.out
     }
 
@@ -257,10 +304,13 @@ impl Walker for OtlpWalker {
                 if !scan.next_key(&mut self.key)? {
                     self.stack.pop();
                     if !self.doc_has_spans_key {
-                        self.out.push_back(Record::Error(RecordError::at(
-                            self.doc_line,
-                            "a JSON object without `resourceSpans` is not an OTLP trace export",
-                        )));
+                        self.out.push_back(
+                            Record::Error(RecordError::at(
+                                self.doc_line,
+                                "a JSON object without `resourceSpans` is not an OTLP trace export",
+                            ))
+                            .into(),
+                        );
                     }
                 } else if self.key == b"resourceSpans" || self.key == b"resource_spans" {
                     self.doc_has_spans_key = true;
@@ -272,7 +322,7 @@ impl Walker for OtlpWalker {
             Frame::ResourceSpansList => {
                 if scan.next_element()? {
                     scan.expect(b'{', "a ResourceSpans object")?;
-                    self.resource.clear();
+                    self.resource = Arc::new([]);
                     self.resource_seen = false;
                     self.pending.clear();
                     self.stack.push(Frame::ResourceSpans);
@@ -315,8 +365,8 @@ impl Walker for OtlpWalker {
                     self.buf.clear();
                     scan.capture(&mut self.buf)?;
                     if self.resource_seen {
-                        let record = span_record(&self.buf, line, &self.resource);
-                        self.out.push_back(record);
+                        let item = I::from_span(line, &mut self.buf, &self.resource);
+                        self.out.push_back(item);
                     } else {
                         self.pending.push((line, std::mem::take(&mut self.buf)));
                     }
@@ -329,7 +379,7 @@ impl Walker for OtlpWalker {
     }
 }
 
-impl OtlpWalker {
+impl<I: FromSpan> OtlpWalker<I> {
     fn start_doc(&mut self, line: u64) {
         self.doc_line = line;
         self.doc_has_spans_key = false;
@@ -368,7 +418,7 @@ impl OtlpWalker {
                     .map(|kv| KeyValue { key: Cow::Owned(kv.key.into_owned()), value: kv.value.into_owned() })
                     .collect();
             }
-            Err(e) => self.out.push_back(Record::Error(json_error(&e, line))),
+            Err(e) => self.out.push_back(Record::Error(json_error(&e, line)).into()),
         }
         self.resource_seen = true;
         self.flush_pending();
@@ -376,9 +426,9 @@ impl OtlpWalker {
     }
 
     fn flush_pending(&mut self) {
-        for (line, bytes) in std::mem::take(&mut self.pending) {
-            let record = span_record(&bytes, line, &self.resource);
-            self.out.push_back(record);
+        for (line, mut bytes) in std::mem::take(&mut self.pending) {
+            let item = I::from_span(line, &mut bytes, &self.resource);
+            self.out.push_back(item);
         }
     }
 
@@ -438,19 +488,7 @@ fn span_record(bytes: &[u8], line: u64, resource: &[KeyValue<'static>]) -> Recor
     };
     match normalize_span(&span, resource) {
         Ok(Some((row, convention, inferred))) => {
-            let hash = content_hash(&row);
-            let key = match (&row.trace_id, &row.span_id) {
-                (Some(t), Some(s)) => span_key(t, s),
-                _ => content_key(&hash),
-            };
-            Record::Row(Box::new(ImportedRow {
-                line,
-                key,
-                content_hash: hash,
-                row,
-                convention,
-                convention_inferred: inferred,
-            }))
+            Record::Row(Box::new(ImportedRow::new(line, row, convention, inferred)))
         }
         Ok(None) => Record::Skipped { line, reason: skip_reason(&span, resource) },
         Err(message) => {

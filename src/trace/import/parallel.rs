@@ -1,352 +1,267 @@
-//! Line-delimited exports parsed on every core, records still handed out in file order.
+//! Reading a line-delimited export on several threads, for `trace import`.
 //!
-//! A promptctl JSONL line is parsed with no knowledge of the lines around it, so a file can be cut into
-//! blocks at line breaks and the blocks parsed side by side. One thread cuts blocks (and undoes gzip, which
-//! cannot be split), workers parse them, and the caller's iterator puts the blocks back in order. A fixed
-//! number of blocks is in flight at any time — the cutter waits for a permit that the iterator returns when
-//! it has handed out a block's records — so memory does not grow with the file, however uneven the workers.
+//! Parsing and normalizing a JSONL row costs more CPU than storing it, so one parsing thread left the
+//! state file's writer waiting. Here one thread cuts the input into chunks of whole lines, worker threads
+//! parse the chunks, and the caller gets each chunk's records in file order. Channels are bounded: at
+//! most a few chunks are in memory at once, however large the file.
+//!
+//! Formats that are one document (OTLP, Langfuse) are read by [`super::records`] on one thread and
+//! handed over in chunks of the same size, so that callers see one interface.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read};
+use std::io::{BufRead, Cursor, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use super::jsonl::{self, JsonlReader};
-use super::{ImportOptions, Kind, Record, RecordError, Source, records};
+use super::jsonl::JsonlReader;
+use super::otlp::{self, Walked};
+use super::{ImportOptions, Kind, Record, RecordError, Source};
 
-/// Bytes per block before it is extended to the next line break: large enough that handing a block
-/// between threads costs nothing next to parsing it, small enough that a few per worker fit in cache.
-const BLOCK_BYTES: usize = if cfg!(test) { 4096 } else { 1 << 20 };
+/// Bytes of input per chunk: large enough that handing a chunk over costs nothing next to parsing it
+/// (a few thousand usage rows), small enough that the chunks in flight stay a few tens of MB.
+/// (Small in unit tests, so that they cut many chunks.)
+const CHUNK_BYTES: usize = if cfg!(test) { 64 * 1024 } else { 4 << 20 };
+/// Records per chunk for formats read on one thread, or stream checkpoints, whichever comes first.
+const CHUNK_RECORDS: usize = 5_000;
+const CHUNK_CHECKPOINTS: usize = 50_000;
+/// Chunks read ahead of the caller.
+const CHUNKS_AHEAD: usize = 2;
 
-/// Blocks cut but not yet handed out, per worker.
-const IN_FLIGHT_PER_WORKER: usize = 4;
-
-/// The records of `source` in file order, as [`records`] gives them, parsed on up to `threads` threads.
-/// Only promptctl JSONL is cut into blocks; other kinds (one OTLP document, Langfuse arrays) and a single
-/// thread are read as [`records`] reads them.
-pub fn records_in_parallel(
-    source: Source,
-    options: &ImportOptions,
-    threads: usize,
-) -> Box<dyn Iterator<Item = Record> + Send> {
-    if source.kind != Kind::Jsonl || threads < 2 {
-        return records(source, options);
+/// The records of an export in chunks, in file order, parsed on `workers` threads where the format allows.
+pub fn chunks(source: Source, options: &ImportOptions, workers: usize) -> Box<dyn Iterator<Item = Vec<Record>> + Send> {
+    if !matches!(source.kind, Kind::Jsonl | Kind::Otlp) || workers < 2 {
+        let (tx, rx) = sync_channel(CHUNKS_AHEAD);
+        let records = super::records(source, options);
+        std::thread::spawn(move || {
+            for chunk in (Sequential { records }) {
+                if tx.send(chunk).is_err() {
+                    return;
+                }
+            }
+        });
+        return Box::new(rx.into_iter());
     }
-    Box::new(Ordered::start(source.reader, options, threads))
+    let (jobs_tx, jobs_rx) = sync_channel::<Job>(workers);
+    let (done_tx, done_rx) = sync_channel::<(u64, Vec<Record>)>(workers);
+    let jobs = Arc::new(Mutex::new(jobs_rx));
+    for _ in 0..workers {
+        let (jobs, done, options) = (jobs.clone(), done_tx.clone(), options.clone());
+        std::thread::spawn(move || parse_chunks(&jobs, &done, &options));
+    }
+    let (kind, reader) = (source.kind, source.reader);
+    std::thread::spawn(move || match kind {
+        Kind::Otlp => capture_spans(reader, &jobs_tx),
+        _ => cut_chunks(reader, &jobs_tx),
+    });
+    Box::new(InOrder { done: done_rx, next: 0, early: BTreeMap::new() })
 }
 
-/// The threads a parallel read should use: the machine's cores, at most eight (beyond that the single
-/// consumer is the bottleneck).
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
-}
-
-/// A block of whole lines and the 1-based number of its first line.
-struct Block {
+/// A chunk of the input and its number in the file.
+struct Job {
     seq: u64,
-    first_line: u64,
-    bytes: Vec<u8>,
+    work: Work,
 }
 
-/// What a worker or the cutter sends back, in block order by `seq`.
-enum Parsed {
-    Records(Vec<Record>),
-    /// The cutter could not go on (a read error, an over-long line): the last thing in the file's order.
-    Fatal(RecordError),
+enum Work {
+    /// Whole lines of JSONL, from the 1-based line `first_line` on.
+    Lines { first_line: u64, bytes: Vec<u8> },
+    /// OTLP spans captured by the walker, and what the walk itself yielded between them.
+    Walked(Vec<Walked>),
+    /// The error that ended reading.
+    Failed(RecordError),
 }
 
-struct Ordered {
-    results: Receiver<(u64, Parsed)>,
-    permits: SyncSender<()>,
-    waiting: BTreeMap<u64, Parsed>,
-    next_seq: u64,
-    current: std::vec::IntoIter<Record>,
-    done: bool,
-}
-
-impl Ordered {
-    fn start(reader: Box<dyn BufRead + Send>, options: &ImportOptions, threads: usize) -> Ordered {
-        let in_flight = threads * IN_FLIGHT_PER_WORKER;
-        let (permits, permit_rx) = sync_channel(in_flight);
-        for _ in 0..in_flight {
-            permits.send(()).expect("the receiver is alive and the channel has room for every permit");
-        }
-        let (block_tx, block_rx) = sync_channel::<Block>(in_flight);
-        let (result_tx, results) = sync_channel(in_flight);
-        let block_rx = Arc::new(Mutex::new(block_rx));
-        for _ in 0..threads {
-            let block_rx = Arc::clone(&block_rx);
-            let result_tx = result_tx.clone();
-            let options = options.clone();
-            std::thread::spawn(move || parse_blocks(&block_rx, &result_tx, &options));
-        }
-        std::thread::spawn(move || cut_blocks(reader, &permit_rx, &block_tx, &result_tx));
-        Ordered {
-            results,
-            permits,
-            waiting: BTreeMap::new(),
-            next_seq: 0,
-            current: Vec::new().into_iter(),
-            done: false,
-        }
-    }
-
-    /// The next block's records in order, waiting for the workers as needed; `None` when all are out.
-    fn next_block(&mut self) -> Option<Parsed> {
-        loop {
-            if let Some(parsed) = self.waiting.remove(&self.next_seq) {
-                self.next_seq += 1;
-                return Some(parsed);
-            }
-            // Every sender gone: the cutter reached the end and the workers emptied the queue.
-            let (seq, parsed) = self.results.recv().ok()?;
-            self.waiting.insert(seq, parsed);
-        }
-    }
-}
-
-impl Iterator for Ordered {
-    type Item = Record;
-
-    fn next(&mut self) -> Option<Record> {
-        loop {
-            if let Some(record) = self.current.next() {
-                return Some(record);
-            }
-            if self.done {
-                return None;
-            }
-            match self.next_block() {
-                Some(Parsed::Records(records)) => {
-                    // The block is out of the pipeline: the cutter may cut another. A cutter that has
-                    // stopped no longer listens, which is fine.
-                    let _ = self.permits.try_send(());
-                    self.current = records.into_iter();
-                }
-                Some(Parsed::Fatal(error)) => {
-                    self.done = true;
-                    return Some(Record::Error(error));
-                }
-                None => self.done = true,
-            }
-        }
-    }
-}
-
-/// Cuts `reader` into blocks of whole lines, each after a permit. Stops at the end, at a read error or an
-/// over-long line (reported in order, after the lines before it), or when the consumer is gone.
-fn cut_blocks(
-    mut reader: Box<dyn BufRead + Send>,
-    permits: &Receiver<()>,
-    blocks: &SyncSender<Block>,
-    results: &SyncSender<(u64, Parsed)>,
-) {
-    let mut first_line = 1;
-    let mut seq = 0;
+/// Reads whole lines in chunks until the input ends, an error stops it, or the workers are gone.
+fn cut_chunks(mut reader: Box<dyn BufRead + Send>, jobs: &SyncSender<Job>) {
+    let (mut seq, mut line) = (0u64, 1u64);
     loop {
-        if permits.recv().is_err() {
+        let mut bytes = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
+        let read = (&mut reader)
+            .take(CHUNK_BYTES as u64)
+            .read_to_end(&mut bytes)
+            .and_then(|_| if bytes.ends_with(b"\n") { Ok(0) } else { reader.read_until(b'\n', &mut bytes) });
+        let failed = read.is_err();
+        let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+        let job = match read {
+            _ if bytes.is_empty() && !failed => return,
+            Ok(_) => Job { seq, work: Work::Lines { first_line: line, bytes } },
+            // The lines read before the error are parsed first; the error comes after them.
+            Err(e) => {
+                let error = RecordError::fatal(Some(line + lines), format!("cannot read: {e}"));
+                if !bytes.is_empty() {
+                    let _ = jobs.send(Job { seq, work: Work::Lines { first_line: line, bytes } });
+                    seq += 1;
+                }
+                let _ = jobs.send(Job { seq, work: Work::Failed(error) });
+                return;
+            }
+        };
+        line += lines;
+        seq += 1;
+        if jobs.send(job).is_err() {
             return;
         }
-        let Cut { bytes, lines, error } = cut_block(&mut reader, first_line);
-        if !bytes.is_empty() {
-            if blocks.send(Block { seq, first_line, bytes }).is_err() {
-                return;
+    }
+}
+
+/// Walks an OTLP document, capturing spans in chunks until it ends or the workers are gone.
+fn capture_spans(reader: Box<dyn BufRead + Send>, jobs: &SyncSender<Job>) {
+    let mut walked = otlp::captured(reader);
+    for seq in 0.. {
+        let (mut chunk, mut bytes) = (Vec::new(), 0);
+        while chunk.len() < CHUNK_RECORDS && bytes < CHUNK_BYTES {
+            let Some(item) = walked.next() else { break };
+            if let Walked::Span { bytes: span, .. } = &item {
+                bytes += span.len();
             }
-            seq += 1;
-            first_line += lines;
+            chunk.push(item);
         }
-        match error {
-            Some(error) => {
-                let _ = results.send((seq, Parsed::Fatal(error)));
-                return;
-            }
-            None if lines == 0 => return,
-            None => {}
+        if chunk.is_empty() || jobs.send(Job { seq, work: Work::Walked(chunk) }).is_err() {
+            return;
         }
     }
 }
 
-/// Whole lines cut from the input, how many (a last line without a break counts), and the error that
-/// stopped the cut, if one did.
-struct Cut {
-    bytes: Vec<u8>,
-    lines: u64,
-    error: Option<RecordError>,
-}
-
-/// Reads about [`BLOCK_BYTES`] and then up to the next line break. An empty cut without error is the end.
-fn cut_block(mut reader: &mut dyn BufRead, first_line: u64) -> Cut {
-    let mut bytes = Vec::with_capacity(BLOCK_BYTES + BLOCK_BYTES / 16);
-    let mut read = (&mut reader).take(BLOCK_BYTES as u64).read_to_end(&mut bytes).map(|_| ());
-    if read.is_ok() && !bytes.is_empty() && bytes.last() != Some(&b'\n') {
-        read = (&mut reader).take(jsonl::MAX_LINE as u64 + 1).read_until(b'\n', &mut bytes).map(|_| ());
-    }
-    let last_break = memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1);
-    let whole_lines = memchr::memchr_iter(b'\n', &bytes[..last_break]).count() as u64;
-    let error = match read {
-        // What follows the last break was cut short by the error: the lines before it are kept.
-        Err(e) => Some(RecordError::fatal(Some(first_line + whole_lines), format!("cannot read: {e}"))),
-        Ok(()) if bytes.len() - last_break > jsonl::MAX_LINE => Some(jsonl::line_too_long(first_line + whole_lines)),
-        Ok(()) => None,
-    };
-    if error.is_some() {
-        bytes.truncate(last_break);
-        return Cut { bytes, lines: whole_lines, error };
-    }
-    let lines = whole_lines + u64::from(bytes.len() > last_break);
-    Cut { bytes, lines, error }
-}
-
-/// A worker: parses blocks until the cutter is done, numbering lines from each block's first.
-fn parse_blocks(blocks: &Mutex<Receiver<Block>>, results: &SyncSender<(u64, Parsed)>, options: &ImportOptions) {
+/// A worker: parses chunks until there are no more or nobody listens.
+fn parse_chunks(jobs: &Mutex<Receiver<Job>>, done: &SyncSender<(u64, Vec<Record>)>, options: &ImportOptions) {
     loop {
-        // The lock is held only to take a block, never while parsing one.
-        let block = match blocks.lock() {
-            Ok(receiver) => receiver.recv(),
+        // The lock is held only while taking a job, not while parsing it.
+        let job = match jobs.lock() {
+            Ok(jobs) => jobs.recv(),
             Err(_) => return,
         };
-        let Ok(block) = block else { return };
-        let offset = block.first_line - 1;
-        let records: Vec<Record> =
-            JsonlReader::new(block.bytes.as_slice(), options.clone()).map(|r| shifted(r, offset)).collect();
-        if results.send((block.seq, Parsed::Records(records))).is_err() {
+        let Ok(job) = job else { return };
+        let records = match job.work {
+            Work::Lines { first_line, bytes } => {
+                JsonlReader::starting_at(Cursor::new(bytes), options.clone(), first_line).collect()
+            }
+            Work::Walked(items) => items.into_iter().map(Walked::into_record).collect(),
+            Work::Failed(e) => vec![Record::Error(e)],
+        };
+        if done.send((job.seq, records)).is_err() {
             return;
         }
     }
 }
 
-/// A record read from a block, with its line numbered in the whole file.
-fn shifted(record: Record, offset: u64) -> Record {
-    match record {
-        Record::Row(mut row) => {
-            row.line += offset;
-            Record::Row(row)
+/// Puts the workers' chunks back in file order.
+struct InOrder {
+    done: Receiver<(u64, Vec<Record>)>,
+    next: u64,
+    early: BTreeMap<u64, Vec<Record>>,
+}
+
+impl Iterator for InOrder {
+    type Item = Vec<Record>;
+
+    fn next(&mut self) -> Option<Vec<Record>> {
+        loop {
+            if let Some(records) = self.early.remove(&self.next) {
+                self.next += 1;
+                return Some(records);
+            }
+            // Every sender gone: the reader has finished and so has every worker.
+            let (seq, records) = self.done.recv().ok()?;
+            self.early.insert(seq, records);
         }
-        Record::Skipped { line, reason } => Record::Skipped { line: line + offset, reason },
-        Record::Error(mut e) => {
-            e.line = e.line.map(|l| l + offset);
-            Record::Error(e)
+    }
+}
+
+struct Sequential {
+    records: Box<dyn Iterator<Item = Record> + Send>,
+}
+
+impl Iterator for Sequential {
+    type Item = Vec<Record>;
+
+    fn next(&mut self) -> Option<Vec<Record>> {
+        let mut chunk = Vec::new();
+        let mut checkpoints = 0;
+        while chunk.len() < CHUNK_RECORDS && checkpoints < CHUNK_CHECKPOINTS {
+            let Some(record) = self.records.next() else { break };
+            if let Record::Row(row) = &record {
+                checkpoints += row.row.stream.len();
+            }
+            chunk.push(record);
         }
+        (!chunk.is_empty()).then_some(chunk)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::import::open;
-    use proptest::prelude::*;
+    use crate::trace::generate::{ExportFormat, GenerateConfig, GeneratedExport, generate};
 
-    fn sequential(text: &[u8]) -> Vec<Record> {
-        records(open(std::io::Cursor::new(text.to_vec()), Some(Kind::Jsonl)).unwrap(), &ImportOptions::default())
-            .collect()
+    fn export(format: ExportFormat) -> Vec<u8> {
+        let config = GenerateConfig { conversations: 400, messages: false, ..GenerateConfig::default() };
+        let mut bytes = Vec::new();
+        GeneratedExport::new(generate(&config), format).read_to_end(&mut bytes).unwrap();
+        bytes
     }
 
-    fn parallel(text: &[u8], threads: usize) -> Vec<Record> {
-        let source = open(std::io::Cursor::new(text.to_vec()), Some(Kind::Jsonl)).unwrap();
-        records_in_parallel(source, &ImportOptions::default(), threads).collect()
+    fn sequential(bytes: &[u8]) -> Vec<Record> {
+        let source = super::super::open(Cursor::new(bytes.to_vec()), None).unwrap();
+        super::super::records(source, &ImportOptions::default()).collect()
     }
 
-    fn line(i: usize) -> String {
-        format!(
-            r#"{{"ts":"2026-10-03T09:{:02}:{:02}Z","provider":"openai","model":"gpt-4o-mini","trace_id":"{:032x}","span_id":"{:016x}","usage":{{"input_tokens":{},"output_tokens":{}}}}}"#,
-            (i / 60) % 60,
-            i % 60,
-            i + 1,
-            i + 1,
-            100 + i,
-            10 + i % 7
-        )
+    fn parallel(bytes: &[u8], workers: usize) -> Vec<Record> {
+        let source = super::super::open(Cursor::new(bytes.to_vec()), None).unwrap();
+        chunks(source, &ImportOptions::default(), workers).flatten().collect()
     }
 
-    /// A file of `n` rows in which some lines are broken or blank, as exports are.
-    fn export(n: usize, broken_every: usize) -> String {
-        let mut text = String::new();
-        for i in 0..n {
-            if broken_every > 0 && i % broken_every == broken_every - 1 {
-                text.push_str("[\"not an object\"]\n\n");
-            } else {
-                text.push_str(&line(i));
-                text.push('\n');
-            }
+    #[test]
+    fn parallel_reading_yields_what_sequential_reading_does_in_file_order() {
+        let mut bytes = export(ExportFormat::Jsonl);
+        // Broken lines in the middle and a last line without a line break.
+        let middle = bytes.len() / 2 + memchr::memchr(b'\n', &bytes[bytes.len() / 2..]).unwrap() + 1;
+        bytes.splice(middle..middle, b"{\"ts\": \n[1]\n\n".iter().copied());
+        bytes.pop();
+        assert!(bytes.len() > 4 * CHUNK_BYTES, "a few chunks at least: {}", bytes.len());
+        let expected = sequential(&bytes);
+        assert!(expected.iter().filter(|r| matches!(r, Record::Error(_))).count() == 2);
+        for workers in [2, 3] {
+            assert_eq!(parallel(&bytes, workers), expected);
         }
-        text
     }
 
     #[test]
-    fn many_blocks_come_out_in_file_order_with_file_line_numbers() {
-        // Over 3 MB: several blocks per worker, cut mid-line and extended to the break.
-        let text = export(14_000, 97);
-        assert!(text.len() > 3 * BLOCK_BYTES, "{}", text.len());
-        let expected = sequential(text.as_bytes());
-        assert_eq!(parallel(text.as_bytes(), 3), expected);
-        let errors: Vec<u64> =
-            expected.iter().filter_map(|r| if let Record::Error(e) = r { e.line } else { None }).collect();
-        assert_eq!(errors.len(), 14_000 / 97);
-        assert_eq!(errors[1], 2 * 98 - 1, "line numbers count the blank lines after each broken one");
+    fn small_chunks_cut_at_line_boundaries_with_the_right_line_numbers() {
+        let bytes = export(ExportFormat::Jsonl);
+        let (jobs_tx, jobs_rx) = sync_channel::<Job>(1024);
+        // Cut with the real chunk size over a reader that returns a few bytes at a time.
+        let reader: Box<dyn BufRead + Send> =
+            Box::new(std::io::BufReader::with_capacity(7, Cursor::new(bytes.clone())));
+        cut_chunks(reader, &jobs_tx);
+        drop(jobs_tx);
+        let mut line = 1;
+        let mut joined = Vec::new();
+        for (i, job) in jobs_rx.iter().enumerate() {
+            let Work::Lines { first_line, bytes } = job.work else { panic!("lines") };
+            assert_eq!((job.seq, first_line), (i as u64, line));
+            assert!(bytes.ends_with(b"\n"));
+            line += memchr::memchr_iter(b'\n', &bytes).count() as u64;
+            joined.extend(bytes);
+        }
+        assert_eq!(joined, bytes);
     }
 
     #[test]
-    fn a_last_line_without_a_break_and_an_empty_export_read_as_in_one_thread() {
-        let mut text = export(40, 0);
-        text.pop();
+    fn otlp_spans_are_parsed_in_parallel_into_what_sequential_reading_yields() {
+        for format in [ExportFormat::OtlpDocument, ExportFormat::OtlpLines] {
+            let bytes = export(format);
+            let expected = sequential(&bytes);
+            assert!(expected.len() > 2 * CHUNK_RECORDS / 10, "{}", expected.len());
+            assert_eq!(parallel(&bytes, 2), expected, "{format:?}");
+            // A truncated document: the spans before the cut, then the error.
+            let cut = &bytes[..bytes.len() * 2 / 3];
+            assert_eq!(parallel(cut, 3), sequential(cut), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn langfuse_exports_are_read_on_one_thread_in_chunks() {
+        let text = r#"[{"id":"o1","traceId":"t","type":"GENERATION","startTime":"2026-10-01T12:00:00Z","model":"gpt-4o","usageDetails":{"input":3,"output":1}}]"#;
         assert_eq!(parallel(text.as_bytes(), 2), sequential(text.as_bytes()));
-        let reader: Box<dyn BufRead + Send> = Box::new(std::io::Cursor::new(Vec::new()));
-        assert!(Ordered::start(reader, &ImportOptions::default(), 2).next().is_none());
-    }
-
-    #[test]
-    fn other_kinds_are_read_in_one_thread() {
-        let otlp = br#"{"resourceSpans":[]}"#;
-        let source = open(std::io::Cursor::new(otlp.to_vec()), None).unwrap();
-        assert_eq!(source.kind, Kind::Otlp);
-        assert_eq!(records_in_parallel(source, &ImportOptions::default(), 4).count(), 0);
-    }
-
-    #[test]
-    fn a_consumer_that_stops_early_lets_the_threads_end() {
-        let text = export(14_000, 0);
-        let source = open(std::io::Cursor::new(text.into_bytes()), Some(Kind::Jsonl)).unwrap();
-        let first: Vec<Record> = records_in_parallel(source, &ImportOptions::default(), 2).take(3).collect();
-        assert_eq!(first.len(), 3);
-        // Dropping the iterator closes the channels; the threads see it and return (no hang, no panic).
-    }
-
-    /// Gives `good` bytes, then fails: a disk or a network share that goes away mid-file.
-    struct FailsAfter {
-        text: std::io::Cursor<Vec<u8>>,
-    }
-
-    impl Read for FailsAfter {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            match self.text.read(buf)? {
-                0 => Err(std::io::Error::other("device went away")),
-                n => Ok(n),
-            }
-        }
-    }
-
-    #[test]
-    fn a_read_error_ends_the_records_after_the_whole_lines_before_it() {
-        // Past the megabyte that `open` reads to detect the kind.
-        let text = export(12_000, 0);
-        let cut = text.len() * 2 / 3;
-        assert!(cut > (1 << 20) + 4 * BLOCK_BYTES, "{cut}");
-        let failing = || FailsAfter { text: std::io::Cursor::new(text.as_bytes()[..cut].to_vec()) };
-        let one: Vec<Record> =
-            records(open(failing(), Some(Kind::Jsonl)).unwrap(), &ImportOptions::default()).collect();
-        let many: Vec<Record> =
-            records_in_parallel(open(failing(), Some(Kind::Jsonl)).unwrap(), &ImportOptions::default(), 3).collect();
-        assert_eq!(many, one);
-        let Some(Record::Error(last)) = many.last() else { panic!("no error at the end") };
-        assert!(last.fatal && last.message.contains("device went away"), "{last:?}");
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(24))]
-        #[test]
-        fn any_cut_gives_the_sequential_records(n in 1usize..300, broken_every in 0usize..9, threads in 2usize..5) {
-            let text = export(n, broken_every);
-            prop_assert_eq!(parallel(text.as_bytes(), threads), sequential(text.as_bytes()));
-        }
     }
 }

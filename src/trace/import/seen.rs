@@ -1,8 +1,6 @@
 //! Records already read, by import key, for readers that do not store rows (`reconcile --traces`): the
 //! same span in two overlapping exports is one request, as `trace import` counts it.
 
-use sha2::{Digest, Sha256};
-
 use super::ImportedRow;
 
 /// What a record is, next to the ones read before it.
@@ -15,9 +13,8 @@ pub enum Seen {
     Conflict,
 }
 
-/// Keys and content hashes of the records read so far, as 128-bit digests: 32 bytes a record, not the
-/// keys themselves (a million spans would hold ~60 MB of key text). Two different keys share a digest
-/// with probability ~2⁻⁸⁸ over a billion records.
+/// Key and content digests of the records read so far (16 bytes each, as the importers make them for
+/// `trace import`): 32 bytes a record, not the keys' text.
 #[derive(Debug, Default)]
 pub struct SeenKeys {
     content_by_key: rustc_hash::FxHashMap<u128, u128>,
@@ -25,8 +22,8 @@ pub struct SeenKeys {
 
 impl SeenKeys {
     pub fn check(&mut self, row: &ImportedRow) -> Seen {
-        let content = digest(&row.content_hash);
-        match self.content_by_key.entry(digest(&row.key)) {
+        let content = u128::from_le_bytes(row.content_hash.0);
+        match self.content_by_key.entry(u128::from_le_bytes(row.key.0)) {
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(content);
                 Seen::New
@@ -35,11 +32,6 @@ impl SeenKeys {
             std::collections::hash_map::Entry::Occupied(_) => Seen::Conflict,
         }
     }
-}
-
-fn digest(text: &str) -> u128 {
-    let hash = Sha256::digest(text.as_bytes());
-    u128::from_le_bytes(hash[..16].try_into().expect("a SHA-256 digest has 32 bytes"))
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ fn new_and_old_genai_names_and_openinference_normalize_alike() {
     let rows = rows(&records);
     assert_eq!(rows.len(), 3, "{records:?}");
     for r in &rows {
-        assert_eq!(r.row.usage, Usage::from_inclusive(812, 512, 0, 120, 0), "{}", r.key);
+        assert_eq!(r.row.usage, Usage::from_inclusive(812, 512, 0, 120, 0), "{}", r.key_text());
         assert_eq!(r.row.provider, "openai");
         assert_eq!(r.row.latency_ms, Some(1830));
         assert_eq!(r.row.ts.as_nanosecond(), START as i128);
@@ -114,7 +114,7 @@ fn new_and_old_genai_names_and_openinference_normalize_alike() {
     }
     assert_eq!(rows[0].row.finish_reason.as_deref(), Some("stop"));
     assert_eq!(rows[0].row.response_model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
-    assert_eq!(rows[0].key, "span:4bf92f3577b34da6a3ce929d0e0e4736/0000000000000001");
+    assert_eq!(rows[0].key_text(), "span:4bf92f3577b34da6a3ce929d0e0e4736/0000000000000001");
     assert_eq!(rows[2].row.conversation_id.as_deref(), Some("c-1"));
 }
 
