@@ -239,8 +239,8 @@ fn import_file(
         }
     };
     // Parsing and writing overlap: other threads read and normalize, this one inserts.
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for chunk in import::chunks(source, options, workers) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for chunk in import::chunks(source, options, cores) {
         let mut rows = Vec::with_capacity(chunk.len());
         for record in chunk {
             match record {

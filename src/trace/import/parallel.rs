@@ -27,8 +27,19 @@ const CHUNK_CHECKPOINTS: usize = 50_000;
 /// Chunks read ahead of the caller.
 const CHUNKS_AHEAD: usize = 2;
 
-/// The records of an export in chunks, in file order, parsed on `workers` threads where the format allows.
-pub fn chunks(source: Source, options: &ImportOptions, workers: usize) -> Box<dyn Iterator<Item = Vec<Record>> + Send> {
+/// The records of an export in chunks, in file order, parsed on as many threads as pay for `cores` cores
+/// shared with the caller, which is expected to store the records as they come.
+///
+/// An OTLP span takes several times longer to parse than to store, so its spans are parsed on every core.
+/// A JSONL row takes about as long to parse as to store: its parsers leave one core to the caller (on
+/// two cores a second parser measured slower, competing with the writer it was meant to feed).
+pub fn chunks(source: Source, options: &ImportOptions, cores: usize) -> Box<dyn Iterator<Item = Vec<Record>> + Send> {
+    let workers = if source.kind == Kind::Jsonl { cores.saturating_sub(1) } else { cores };
+    chunks_on(source, options, workers)
+}
+
+/// [`chunks`] with a given number of parsing threads; fewer than two read on one thread.
+fn chunks_on(source: Source, options: &ImportOptions, workers: usize) -> Box<dyn Iterator<Item = Vec<Record>> + Send> {
     if !matches!(source.kind, Kind::Jsonl | Kind::Otlp) || workers < 2 {
         let (tx, rx) = sync_channel(CHUNKS_AHEAD);
         let records = super::records(source, options);
@@ -207,7 +218,7 @@ mod tests {
 
     fn parallel(bytes: &[u8], workers: usize) -> Vec<Record> {
         let source = super::super::open(Cursor::new(bytes.to_vec()), None).unwrap();
-        chunks(source, &ImportOptions::default(), workers).flatten().collect()
+        chunks_on(source, &ImportOptions::default(), workers).flatten().collect()
     }
 
     #[test]
