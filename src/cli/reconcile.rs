@@ -727,7 +727,7 @@ fn read_exports(
     for Export { shown, source } in exports {
         let mut skipped: std::collections::BTreeMap<SkipReason, u64> = Default::default();
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for record in import::chunks(source, options, workers).flatten() {
+        for record in import::chunks_on(source, options, workers).flatten() {
             match record {
                 Record::Row(imported) => match seen.check(&imported) {
                     Seen::New => add(imported.row),

@@ -36,7 +36,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use serde::Serialize;
 
 pub use normalize::{CacheConvention, MAX_TOKENS, content_hash, import_key, parse_time, parse_zone};
-pub use parallel::chunks;
+pub use parallel::{chunks, chunks_on};
 pub use seen::{Seen, SeenKeys};
 
 use crate::trace::model::{Digest, RequestRow};
