@@ -27,9 +27,9 @@ Formats, detected from the content (gzip is undone whatever the file name):
   langfuse   Langfuse observation exports: a JSON array, API pages, or one observation per line
 
 Each request becomes one row with cached tokens made explicit (input_total = uncached + cache reads +
-cache writes). A span imported twice (same trace and span id, or the same content when a record has no
-ids) is a duplicate; the same span with different content is reported as an error and the stored row is
-kept. Spans that are not model calls (HTTP, tools, agents) are skipped and counted. Bad records are
+cache writes). A span imported twice (same start time and same trace and span id, or the same content
+when a record has no ids) is a duplicate; the same span with different content is reported as an error
+and the stored row is kept; the same span with another start time is another row. Spans that are not model calls (HTTP, tools, agents) are skipped and counted. Bad records are
 reported with their line and the rest of the file is imported; the exit code is then 2.
 
 Examples:
