@@ -285,16 +285,28 @@ fn load_prompt(cwd: &Path, config: &ScanConfig, base: &Path, rel: &str) -> Resul
         Some(p) => rendered_example_turns(p),
         None => 0,
     });
+    let version = parsed.as_ref().map(|p| (p.name().to_string(), p.version_id.clone()));
+    let parsed_examples = parsed.and_then(|p| yaml_items(p, examples.as_ref()?));
     let input = PromptInput {
         path: rel.to_string(),
         text,
         name,
         examples,
+        parsed_examples,
         rendered_turns,
         scope: scope.map(|s| s.scope.clone()),
         deployed_at: scope.and_then(|s| s.deployed_at),
     };
-    Ok(LoadedPrompt { input, version: parsed.map(|p| (p.name().to_string(), p.version_id)) })
+    Ok(LoadedPrompt { input, version })
+}
+
+/// The items of the examples file as the prompt module parsed them, when the scan would parse the same
+/// text as YAML the same way: it then skips its own parse (the slowest part of a scan without traces).
+fn yaml_items(prompt: Prompt, file: &SourceFile) -> Option<Vec<serde_json::Value>> {
+    let is_json = |path: &str| path.ends_with(".jsonl") || path.ends_with(".json");
+    let same_text = prompt.source.examples_text.as_deref() == Some(file.text.as_str());
+    let both_yaml = !is_json(&file.path) && !prompt.source.examples_path.as_deref().is_some_and(is_json);
+    (same_text && both_yaml).then(|| prompt.examples.into_iter().map(|e| serde_json::Value::Object(e.fields)).collect())
 }
 
 /// The configured deploy time, else the one the state file records for the parsed prompt's version.

@@ -82,29 +82,32 @@ pub struct PromptSide {
 
 impl PromptSide {
     pub fn build(inputs: ScanInputs) -> Result<PromptSide, ScanError> {
-        let ScanInputs { prompts, provenance, rules, options } = inputs;
+        let ScanInputs { mut prompts, provenance, rules, options } = inputs;
         let rules = match rules {
             Some(file) => SecretRules::with_user_file(&file.text, &file.path)?,
             None => SecretRules::builtin()?,
         };
         let mut drafts = Vec::new();
         let metas: Vec<PromptMeta> = prompts.iter().map(prompt_meta).collect();
-        let example_files = collect_example_files(&prompts);
+        let mut parsed_examples: Vec<Option<Vec<serde_json::Value>>> =
+            prompts.iter_mut().map(|p| p.parsed_examples.take()).collect();
+        let mut example_files = collect_example_files(&prompts, &mut parsed_examples);
         // Files are parsed and scanned in parallel; results are taken in file order, so that the drafts,
         // the example numbering and the first error are those of a sequential run.
         let scanned: Vec<Result<(Vec<Example>, Vec<Draft>), ScanError>> = example_files
-            .par_iter()
-            .map(|(file, _)| {
-                let parsed = parse_examples(&file.path, &file.text)?;
+            .par_iter_mut()
+            .map(|file| {
+                let (file, items) = (file.file, file.parsed.take());
+                let parsed = parse_examples(&file.path, &file.text, items)?;
                 let file_drafts = scan_text_file(&rules, &file.path, &file.text, Some(&parsed));
                 Ok((parsed, file_drafts))
             })
             .collect();
         let mut examples = Vec::new();
-        for ((file, users), result) in example_files.iter().zip(scanned) {
+        for (file, result) in example_files.iter().zip(scanned) {
             let (parsed, file_drafts) = result?;
             drafts.extend(file_drafts);
-            examples.extend(example_refs(file, parsed, users, &metas));
+            examples.extend(example_refs(file.file, parsed, &file.users, &metas));
         }
         let prompt_drafts: Vec<Vec<Draft>> =
             prompts.par_iter().map(|p| scan_text_file(&rules, &p.path, &p.text, None)).collect();
@@ -173,14 +176,31 @@ fn default_turns(metas: &[PromptMeta]) -> usize {
     metas.iter().map(|m| m.rendered_turns).max().unwrap_or(0)
 }
 
-/// Examples files, each once, with the prompts that use it.
-fn collect_example_files(prompts: &[PromptInput]) -> Vec<(&SourceFile, Vec<usize>)> {
-    let mut files: Vec<(&SourceFile, Vec<usize>)> = Vec::new();
+/// An examples file of the scan.
+struct ExamplesFile<'p> {
+    file: &'p SourceFile,
+    /// Its items, if a prompt's caller had them parsed already.
+    parsed: Option<Vec<serde_json::Value>>,
+    /// The prompts that use it.
+    users: Vec<usize>,
+}
+
+/// Examples files, each once, with the prompts that use it; `parsed` holds each prompt's
+/// `parsed_examples` (taken).
+fn collect_example_files<'p>(
+    prompts: &'p [PromptInput],
+    parsed: &mut [Option<Vec<serde_json::Value>>],
+) -> Vec<ExamplesFile<'p>> {
+    let mut files: Vec<ExamplesFile<'p>> = Vec::new();
     for (i, p) in prompts.iter().enumerate() {
         let Some(ex) = &p.examples else { continue };
-        match files.iter_mut().find(|(f, _)| f.path == ex.path) {
-            Some((_, users)) => users.push(i),
-            None => files.push((ex, vec![i])),
+        match files.iter_mut().find(|f| f.file.path == ex.path) {
+            Some(f) => {
+                f.users.push(i);
+                // Items of the same file, parsed the same way, are the same: any prompt's will do.
+                f.parsed = f.parsed.take().or_else(|| parsed[i].take());
+            }
+            None => files.push(ExamplesFile { file: ex, parsed: parsed[i].take(), users: vec![i] }),
         }
     }
     files

@@ -14,6 +14,7 @@
 //!         path: "prompts/support-reply.examples.yaml".into(),
 //!         text: std::fs::read_to_string("prompts/support-reply.examples.yaml")?,
 //!     }),
+//!     parsed_examples: None,
 //!     rendered_turns: 8,
 //!     scope: Some(vec!["*".into()]),
 //!     deployed_at: None,
@@ -92,6 +93,11 @@ pub struct PromptInput {
     pub name: Option<String>,
     /// The few-shot examples file it references, if any.
     pub examples: Option<SourceFile>,
+    /// The examples file's items when the caller has already parsed it as YAML the way the scan does
+    /// (`yaml::value_from_str`, `yaml::to_json`, a top-level list): the scan then only locates them in
+    /// the text instead of parsing it a second time. `None`: the scan parses the file. Never set for a
+    /// `.json` or `.jsonl` file, which the scan reads as JSON.
+    pub parsed_examples: Option<Vec<serde_json::Value>>,
     /// How many leading non-system turns of a request the prompt renders (its examples as user/assistant
     /// turns); these are skipped by position on the trace side.
     pub rendered_turns: usize,

@@ -244,6 +244,7 @@ impl FewShotStore {
                     .examples_path
                     .as_ref()
                     .map(|path| SourceFile { path: path.clone(), text: examples_file(p) }),
+                parsed_examples: None,
                 rendered_turns: 2 * p.rendered,
                 scope: Some(p.scope.clone().unwrap_or_else(|| vec!["*".to_string()])),
                 deployed_at: Some(p.deployed_at),
