@@ -65,6 +65,8 @@ pub struct RunThresholds {
 pub struct RunScratch {
     /// Runs already found in the current text: (text, diagonal, end in trace words).
     active: Vec<(u32, i64, usize)>,
+    /// Windows whose filter bit is set: (position, hash).
+    candidates: Vec<(usize, u64)>,
 }
 
 /// The read-only shingle table, shared by all trace-scanning threads.
@@ -124,18 +126,26 @@ impl ShingleIndex {
         if hashes.len() < self.k || self.table.is_empty() {
             return;
         }
+        // The filter is checked for every window first, without a branch (each window is written and
+        // kept only when its bit is set): the filter loads of many windows are then in flight at once,
+        // instead of each waiting behind an unpredictable branch. Windows are then taken in order.
+        let mut candidates = std::mem::take(&mut scratch.candidates);
+        candidates.resize(hashes.len() - self.k + 1, (0, 0));
+        let mut kept = 0;
         for_each_shingle(hashes, self.k, self.pow, |i, h| {
             let bit = filter_bit(h);
-            if self.filter[bit >> 6] & (1 << (bit & 63)) == 0 {
-                return;
-            }
+            candidates[kept] = (i, h);
+            kept += ((self.filter[bit >> 6] >> (bit & 63)) & 1) as usize;
+        });
+        for &(i, h) in &candidates[..kept] {
             let Some(&(start, len)) = self.table.get(&h) else {
-                return;
+                continue;
             };
             for &(text, pos) in &self.postings[start as usize..(start + len) as usize] {
                 self.extend_seed(words, i, text, pos as usize, thresholds, scratch, out);
             }
-        });
+        }
+        scratch.candidates = candidates;
     }
 
     #[allow(clippy::too_many_arguments)]
