@@ -94,20 +94,13 @@ impl PromptSide {
         let mut example_files = collect_example_files(&prompts, &mut parsed_examples);
         // Files are parsed and scanned in parallel; results are taken in file order, so that the drafts,
         // the example numbering and the first error are those of a sequential run.
-        let scanned: Vec<Result<ScannedFile, ScanError>> = example_files
-            .par_iter_mut()
-            .map(|file| {
-                let (file, items) = (file.file, file.parsed.take());
-                let parsed = parse_examples(&file.path, &file.text, items)?;
-                let file_drafts = scan_text_file(&rules, &file.path, &file.text, Some(&parsed));
-                Ok((parsed, file_drafts))
-            })
-            .collect();
+        let scanned: Vec<Result<ScannedExamples, ScanError>> =
+            example_files.par_iter_mut().map(|file| scan_examples_file(&rules, file)).collect();
         let mut examples = Vec::new();
         for (file, result) in example_files.iter().zip(scanned) {
-            let (parsed, file_drafts) = result?;
-            drafts.extend(file_drafts);
-            examples.extend(example_refs(file.file, parsed, &file.users, &metas));
+            let scanned = result?;
+            drafts.extend(scanned.drafts);
+            examples.extend(example_refs(file.file, scanned.examples, &file.users, &metas));
         }
         let prompt_drafts: Vec<Vec<Draft>> =
             prompts.par_iter().map(|p| scan_text_file(&rules, &p.path, &p.text, None)).collect();
@@ -204,6 +197,18 @@ fn collect_example_files<'p>(
         }
     }
     files
+}
+
+/// An examples file parsed, and what its text holds.
+struct ScannedExamples {
+    examples: Vec<Example>,
+    drafts: Vec<Draft>,
+}
+
+fn scan_examples_file(rules: &SecretRules, file: &mut ExamplesFile<'_>) -> Result<ScannedExamples, ScanError> {
+    let examples = parse_examples(&file.file.path, &file.file.text, file.parsed.take())?;
+    let drafts = scan_text_file(rules, &file.file.path, &file.file.text, Some(&examples));
+    Ok(ScannedExamples { examples, drafts })
 }
 
 fn example_refs(file: &SourceFile, parsed: Vec<Example>, users: &[usize], metas: &[PromptMeta]) -> Vec<ExampleRef> {
@@ -453,6 +458,3 @@ fn check_entry(
 fn scope_names(example: &ExampleRef, prompts: &[PromptMeta]) -> String {
     example.prompts.iter().map(|&p| prompts[p].path.as_str()).collect::<Vec<_>>().join(", ")
 }
-
-/// One examples file's parsed examples and the findings drafted in it.
-type ScannedFile = (Vec<Example>, Vec<Draft>);
