@@ -1201,7 +1201,7 @@ mod tests {
             generate(&GenerateConfig { conversations: 30, messages: false, ..GenerateConfig::default() })
                 .map(|g| g.row)
                 .collect();
-        // Ties in time are ordered by id, across slice boundaries too.
+        // Ties in time are ordered by key, across slice boundaries too.
         let tie = rows[5].ts;
         rows.iter_mut().skip(6).step_by(7).for_each(|r| r.ts = tie);
         // Streams cut off without usage: billing reads their checkpoints.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use promptctl::pricing::PriceBook;
 use promptctl::reconcile::generate::{self, Scenario};
+use promptctl::reconcile::render::thousands;
 use serde_json::Value;
 
 use crate::common::{Project, copy_dir, repo_path, snapshot_settings};
@@ -144,7 +145,7 @@ fn the_same_spans_in_overlapping_exports_are_counted_once() {
     let twice = json(&p, &twice_args, 0);
     assert_eq!(twice, once);
     let (_, stderr) = p.run(&twice_args, 0);
-    assert!(stderr.contains(&format!("{} request(s) were read twice", thousands(total))), "{stderr}");
+    assert!(stderr.contains(&format!("{} request(s) were read twice", thousands(total as u64))), "{stderr}");
     // The same span with other tokens: the first one read counts, and the conflict is named.
     let first = p.read("month/traces.jsonl").lines().next().unwrap().to_string();
     let mut changed: Value = serde_json::from_str(&first).unwrap();
@@ -158,18 +159,6 @@ fn the_same_spans_in_overlapping_exports_are_counted_once() {
         stderr.contains("1 request(s) appear again with other content") && stderr.contains("changed.jsonl:1"),
         "{stderr}"
     );
-}
-
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[test]
