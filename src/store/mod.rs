@@ -5,6 +5,7 @@
 //! two processes opening a fresh file at the same moment serialize instead of failing.
 
 mod audit;
+mod checkpoint;
 mod eval;
 mod insert;
 mod portfolios;

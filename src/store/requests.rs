@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row, params};
 
+use super::checkpoint::Checkpointer;
 use super::insert::{Param, StaticStatement};
 use super::{Store, StoreError, streams};
 use crate::scan::TraceRecord;
@@ -124,10 +125,12 @@ pub(crate) fn register_migration_functions(conn: &Connection) -> rusqlite::Resul
 /// it is a ceiling, not an allocation.
 const BULK_CACHE_KIB: i64 = 128 * 1024;
 
-/// A bulk import commits this often. Keys are random, so every commit rewrites most pages of the key index
-/// to the write-ahead log: committing every few thousand rows would write the index hundreds of times.
-/// An interrupted import loses at most the rows since the last commit, and importing again restores them.
-const ROWS_PER_COMMIT: usize = 100_000;
+/// A bulk import commits this often. Rows reach the time index in time order (schema 8), so a commit
+/// rewrites few index pages besides the new ones. What is left to copy into the database file when the
+/// import ends is the last commit's pages: smaller commits keep that serial step short (checkpoints of
+/// earlier commits run beside the writer, [`Checkpointer`]). An interrupted import loses at most the rows
+/// since the last commit, and importing again restores them.
+const ROWS_PER_COMMIT: usize = 20_000;
 
 impl Store {
     /// Inserts a batch in one transaction. Rows whose key is already stored are not inserted; the result
@@ -141,9 +144,13 @@ impl Store {
     /// since the last commit.
     pub fn request_writer(&mut self) -> Result<RequestWriter<'_>, StoreError> {
         self.conn.execute_batch(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB}")).map_err(|e| self.err(e))?;
+        let checkpointer = Checkpointer::start(&self.path);
+        if checkpointer.is_some() {
+            self.conn.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(|e| self.err(e))?;
+        }
         let store: &Store = self;
         let statements = Statements::prepare(&store.conn).map_err(|e| store.err(e))?;
-        Ok(RequestWriter { store, statements, in_transaction: false, since_commit: 0 })
+        Ok(RequestWriter { store, statements, checkpointer, in_transaction: false, since_commit: 0 })
     }
 
     /// Stored requests matching `filter`, in insertion order, reduced for analysis: the parts not in
@@ -569,6 +576,8 @@ fn scan_streams(conn: &Connection, ids: &[i64], visit: &(dyn Fn(i64, Checkpoints
 pub struct RequestWriter<'s> {
     store: &'s Store,
     statements: Statements<'s>,
+    /// Copies committed pages into the database file beside the writer; `None` leaves it to SQLite.
+    checkpointer: Option<Checkpointer>,
     in_transaction: bool,
     since_commit: usize,
 }
@@ -577,6 +586,9 @@ impl RequestWriter<'_> {
     /// Inserts a batch (like [`Store::insert_requests`]); commits when enough rows are pending.
     pub fn insert(&mut self, batch: &[NewRequest<'_>]) -> Result<Vec<Inserted>, StoreError> {
         if !self.in_transaction {
+            if let Some(checkpointer) = &self.checkpointer {
+                checkpointer.bound_log().map_err(|e| self.store.err(e))?;
+            }
             self.store.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.store.err(e))?;
             self.in_transaction = true;
         }
@@ -593,13 +605,20 @@ impl RequestWriter<'_> {
             self.store.conn.execute_batch("COMMIT").map_err(|e| self.store.err(e))?;
             self.in_transaction = false;
             self.since_commit = 0;
+            if let Some(checkpointer) = &self.checkpointer {
+                checkpointer.request();
+            }
         }
         Ok(())
     }
 
-    /// Commits what is pending.
+    /// Commits what is pending and waits until it is copied into the database file.
     pub fn finish(mut self) -> Result<(), StoreError> {
-        self.commit()
+        self.commit()?;
+        match &self.checkpointer {
+            Some(checkpointer) => checkpointer.wait().map_err(|e| self.store.err(e)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -607,6 +626,11 @@ impl Drop for RequestWriter<'_> {
     fn drop(&mut self) {
         if self.in_transaction {
             let _ = self.store.conn.execute_batch("ROLLBACK");
+        }
+        if self.checkpointer.take().is_some() {
+            // Checkpoints asked for are done by now (dropping the checkpointer waits for them); the
+            // connection checkpoints by itself again for whatever it writes next.
+            let _ = self.store.conn.execute_batch("PRAGMA wal_autocheckpoint = 1000");
         }
     }
 }

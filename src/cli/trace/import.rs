@@ -244,7 +244,8 @@ fn import_file(
         let mut rows = Vec::with_capacity(chunk.len());
         for record in chunk {
             match record {
-                Record::Row(row) => rows.push(*row),
+                // Kept boxed: a row is ~1 KB, and moving it out was a measurable share of this thread.
+                Record::Row(row) => rows.push(row),
                 Record::Skipped { reason, .. } => {
                     report.skipped += 1;
                     *report.skipped_by_reason.entry(reason).or_default() += 1;

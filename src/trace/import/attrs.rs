@@ -171,7 +171,7 @@ pub struct Field {
 /// first use, instead of comparing every wanted name with every attribute for every field.
 pub struct FieldTable {
     fields: &'static [&'static Field],
-    index: std::sync::OnceLock<std::collections::HashMap<&'static str, (usize, usize)>>,
+    index: std::sync::OnceLock<rustc_hash::FxHashMap<&'static str, (usize, usize)>>,
 }
 
 /// More fields than any table holds; slots are a fixed array so that no span allocates for them.
@@ -183,10 +183,10 @@ impl FieldTable {
     }
 
     /// attribute name → (field id, priority: the name's position in the field's list)
-    fn index(&self) -> &std::collections::HashMap<&'static str, (usize, usize)> {
+    fn index(&self) -> &rustc_hash::FxHashMap<&'static str, (usize, usize)> {
         self.index.get_or_init(|| {
             assert!(self.fields.len() <= MAX_FIELDS, "raise MAX_FIELDS");
-            let mut index = std::collections::HashMap::new();
+            let mut index = rustc_hash::FxHashMap::default();
             for (position, field) in self.fields.iter().enumerate() {
                 assert_eq!(field.id, position, "field ids follow the table order");
                 for (priority, name) in field.names.iter().enumerate() {

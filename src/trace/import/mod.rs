@@ -272,6 +272,22 @@ fn json_error(e: &serde_json::Error, first_line: u64) -> RecordError {
     RecordError::at(line, message)
 }
 
+/// The error for a record whose bytes are not UTF-8, at the first bad byte. `valid_up_to` counts from
+/// the record's start, which is a line's start for the line-delimited formats.
+fn not_utf8(record: &[u8], e: &std::str::Utf8Error, first_line: u64) -> RecordError {
+    let at = e.valid_up_to();
+    let before = &record[..at];
+    let line = first_line + memchr::memchr_iter(b'\n', before).count() as u64;
+    let column = at - before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+    RecordError::at(
+        line,
+        format!(
+            "byte 0x{:02X} at column {column} is not UTF-8; JSON exports are UTF-8 (convert the file, e.g. with iconv)",
+            record[at]
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -379,3 +379,22 @@ fn reading_is_streaming_memory_does_not_wait_for_the_document_to_end() {
     let capture = records.walker().capture_capacity();
     assert!(capture < 4 * span_len as usize, "the capture buffer grew to {capture} bytes");
 }
+
+#[test]
+fn a_span_that_is_not_utf8_is_an_error_at_its_line_and_column_and_the_others_are_read() {
+    let bad = span("0000000000000032", &[kv("gen_ai.request.model", &s("gpt-4o")), kv("user", &s("ZZ"))], "");
+    let text = document(&[span("0000000000000031", &[kv("gen_ai.request.model", &s("gpt-4o"))], ""), bad]);
+    let mut bytes = text.into_bytes();
+    let at = memchr::memmem::find(&bytes, b"ZZ").unwrap();
+    bytes[at] = 0xC3; // the start of a two-byte sequence, followed by an ASCII letter
+    let records: Vec<Record> = reader(BufReader::with_capacity(7, &bytes[..])).collect();
+    assert_eq!(rows(&records).len(), 1, "{records:?}");
+    let errors = errors(&records);
+    let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64;
+    let column = at - bytes[..at].iter().rposition(|&b| b == b'\n').unwrap();
+    assert_eq!(errors[0].line, Some(line));
+    assert_eq!(
+        errors[0].message,
+        format!("byte 0xC3 at column {column} is not UTF-8; JSON exports are UTF-8 (convert the file, e.g. with iconv)")
+    );
+}
