@@ -47,8 +47,9 @@ impl Checkpointer {
         if path.as_os_str() == ":memory:" {
             return None;
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .ok()?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .ok()?;
         conn.busy_timeout(super::BUSY_TIMEOUT).ok()?;
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).ok()?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -147,7 +148,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         let writer = Connection::open(&path).unwrap();
-        writer.execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x BLOB);").unwrap();
+        writer
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x BLOB);")
+            .unwrap();
         let checkpointer = Checkpointer::start(&path).expect("a WAL file on disk");
         for round in 0..3 {
             writer.execute_batch("BEGIN").unwrap();

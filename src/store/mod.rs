@@ -160,6 +160,10 @@ impl Store {
         self.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| self.err(e))?;
         // Fails with NOTADB right here for a file that is not SQLite, before anything is written.
         self.conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;").map_err(|e| self.err(e))?;
+        // Takes effect only on a file being created (before WAL mode is set); existing files keep theirs.
+        // Request rows are a few hundred bytes: 16 KB pages split a fifth as often as 4 KB ones, and a bulk
+        // import measured 10-15 % faster with the same reads (docs/performance.md, "Trace import").
+        self.conn.execute_batch("PRAGMA page_size = 16384").map_err(|e| self.err(e))?;
         self.enable_wal()
     }
 
@@ -331,6 +335,17 @@ mod tests {
         // Idempotent.
         let store = Store::open(&path, OpenMode::MustExist, false).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn new_files_get_16_kb_pages_and_existing_files_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let page_size = |store: &Store| store.conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0)).unwrap();
+        let new = dir.path().join("new.db");
+        assert_eq!(page_size(&Store::open(&new, OpenMode::CreateIfMissing, false).unwrap()), 16384);
+        let old = dir.path().join("old.db");
+        Connection::open(&old).unwrap().execute_batch("PRAGMA page_size = 4096; CREATE TABLE t (x);").unwrap();
+        assert_eq!(page_size(&Store::open(&old, OpenMode::MustExist, false).unwrap()), 4096);
     }
 
     #[test]

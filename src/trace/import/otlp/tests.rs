@@ -395,6 +395,8 @@ fn a_span_that_is_not_utf8_is_an_error_at_its_line_and_column_and_the_others_are
     assert_eq!(errors[0].line, Some(line));
     assert_eq!(
         errors[0].message,
-        format!("byte 0xC3 at column {column} is not UTF-8; JSON exports are UTF-8 (convert the file, e.g. with iconv)")
+        format!(
+            "byte 0xC3 at column {column} is not UTF-8; JSON exports are UTF-8 (convert the file, e.g. with iconv)"
+        )
     );
 }
