@@ -9,6 +9,7 @@ pub mod cost;
 pub mod diag;
 pub mod eval;
 pub mod money;
+pub mod numbers;
 pub mod portfolio;
 pub mod pricing;
 pub mod prompt;

@@ -17,6 +17,7 @@ use super::waterfall::{
 };
 use super::window::day_date;
 use crate::money::Usd;
+use crate::numbers::thousands;
 use crate::pricing::{Provider, Tier, TokenClass};
 use crate::trace::model::RequestStatus;
 
@@ -95,11 +96,11 @@ fn fees(s: &Sources) -> Vec<String> {
     for (provider, n) in searches.into_iter().filter(|(_, n)| *n > 0) {
         let valued = s.billing.fees.iter().any(|f| f.provider == provider);
         lines.push(if valued {
-            format!("{provider} usage report: {} server-side web searches", count(n))
+            format!("{provider} usage report: {} server-side web searches", thousands(n))
         } else {
             format!(
                 "{provider} usage report: {} server-side web searches, not valued (no cost report with their fees)",
-                count(n)
+                thousands(n)
             )
         });
     }
@@ -120,8 +121,8 @@ fn untraced(s: &Sources) -> Vec<String> {
         };
         lines.push(format!(
             "{provider}: retry amplification {amplification:.3} billed attempts per logical request ({} billed attempts ÷ {} logical requests in traced cells; {basis})",
-            count(r.billed_attempts),
-            count(r.logical_requests)
+            thousands(r.billed_attempts),
+            thousands(r.logical_requests)
         ));
     }
     let mut models: Vec<_> =
@@ -141,7 +142,7 @@ fn untraced_lines(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts) -> Vec<
         let first = *days_billed.iter().next().unwrap_or(&0);
         let last = *days_billed.iter().next_back().unwrap_or(&0);
         let where_ = project.as_deref().map(|p| format!(" in {p}")).unwrap_or_default();
-        let requests = requests.filter(|r| *r > 0).map(|r| format!(", {} requests", count(r))).unwrap_or_default();
+        let requests = requests.filter(|r| *r > 0).map(|r| format!(", {} requests", thousands(r))).unwrap_or_default();
         lines.push(format!(
             "{name}{where_}: {usd} billed on {} day{} ({}{requests}) with no traced request at all — a key or service that is not traced?",
             days_billed.len(),
@@ -158,12 +159,12 @@ fn untraced_lines(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts) -> Vec<
     let parts: Vec<String> = kinds
         .iter()
         .filter(|(st, _)| f.billed_usage_less[status_index(*st)] > 0)
-        .map(|(st, what)| format!("{} {what}", count(f.billed_usage_less[status_index(*st)])))
-        .chain((f.phantom > 0).then(|| format!("{} requests with no traced row", count(f.phantom))))
+        .map(|(st, what)| format!("{} {what}", thousands(f.billed_usage_less[status_index(*st)])))
+        .chain((f.phantom > 0).then(|| format!("{} requests with no traced row", thousands(f.phantom))))
         .collect();
     if !parts.is_empty() {
         let counts = if f.requests_known {
-            format!(" ({} billed, {} traced with usage)", count(f.billed_requests), count(f.traced_rows))
+            format!(" ({} billed, {} traced with usage)", thousands(f.billed_requests), thousands(f.traced_rows))
         } else {
             String::new()
         };
@@ -178,7 +179,7 @@ fn untraced_lines(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts) -> Vec<
         let cells = if f.unbilled_cells.1 > 0 {
             format!(
                 "; {} of them on days with nothing billed for the model ({} at trace prices)",
-                count(f.unbilled_cells.1),
+                thousands(f.unbilled_cells.1),
                 f.unbilled_cells.0
             )
         } else {
@@ -186,7 +187,7 @@ fn untraced_lines(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts) -> Vec<
         };
         lines.push(format!(
             "{name}: {} traced requests more than billed{cells} — duplicates in the traces, or another organization's key?",
-            count(f.excess)
+            thousands(f.excess)
         ));
     }
     lines
@@ -202,9 +203,9 @@ fn unbilled_errors(s: &Sources) -> Vec<String> {
         .filter(|(_, n)| *n > 0)
         .map(|(provider, n)| {
             if s.billing.providers.get(&provider).is_some_and(|p| p.requests_reported) {
-                format!("{provider}: {} error rows without usage were not billed (the billed request counts leave no room for them: rate limits and similar) — not untraced calls", count(n))
+                format!("{provider}: {} error rows without usage were not billed (the billed request counts leave no room for them: rate limits and similar) — not untraced calls", thousands(n))
             } else {
-                format!("{provider}: {} error rows without usage taken as not billed (the usage report has no request counts)", count(n))
+                format!("{provider}: {} error rows without usage taken as not billed (the usage report has no request counts)", thousands(n))
             }
         })
         .collect()
@@ -414,7 +415,7 @@ fn estimation_line(s: &Sources, key: (Provider, ModelIx), f: &ModelFacts, fit: &
         "{}: {} — {} requests with client-side token estimates: {form}",
         model_name(s, key),
         signed(f.causes[TOKEN_ESTIMATION]),
-        count(f.estimated_rows)
+        thousands(f.estimated_rows)
     )
 }
 
@@ -445,18 +446,18 @@ fn money_line(line: &MoneyLine, what: &str) -> String {
 pub fn trace_notes(stats: &TraceStats) -> Vec<String> {
     let mut notes = Vec::new();
     if stats.outside_window > 0 {
-        notes.push(format!("{} traced rows outside the window left out", count(stats.outside_window)));
+        notes.push(format!("{} traced rows outside the window left out", thousands(stats.outside_window)));
     }
     for (provider, n) in &stats.other_providers {
         notes.push(format!(
             "{} traced rows of provider `{provider}` have no invoice data here and were not reconciled",
-            count(*n)
+            thousands(*n)
         ));
     }
     if stats.rows_in_window > 0 && stats.with_usage == 0 {
         notes.push(format!(
             "none of the {} traced rows in the window carries usage: the traces value at $0 and every billed request counts as untraced",
-            count(stats.rows_in_window)
+            thousands(stats.rows_in_window)
         ));
     }
     if stats.rows_in_window == 0 {
@@ -475,19 +476,6 @@ fn plural(n: usize) -> &'static str {
 
 pub fn signed(usd: Usd) -> String {
     if usd.0 > 0 { format!("+{usd}") } else { usd.to_string() }
-}
-
-/// `12,345`.
-pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// `1.2M`, `34.5k`, `812`.
@@ -525,8 +513,8 @@ mod tests {
 
     #[test]
     fn numbers_read_well() {
-        assert_eq!(count(1_234_567), "1,234,567");
-        assert_eq!(count(12), "12");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(12), "12");
         assert_eq!(tokens(1_234_567), "1.23M");
         assert_eq!(tokens(-34_500), "-34.5k");
         assert_eq!(money_per_mtok(2_500_000), "$2.50");

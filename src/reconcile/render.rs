@@ -17,9 +17,7 @@ pub fn signed_dollars(cents: i64) -> String {
     if cents > 0 { format!("+{}", dollars(cents)) } else { dollars(cents) }
 }
 
-pub fn thousands(n: u64) -> String {
-    super::evidence::count(n)
-}
+pub use crate::numbers::thousands;
 
 /// A share of the gap in percent, for tables.
 pub fn percent_of(part: i64, whole: i64) -> String {

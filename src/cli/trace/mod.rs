@@ -126,18 +126,7 @@ pub fn parse_time_arg(text: &str) -> Result<Timestamp, String> {
     Err(format!("`{text}` is not a time: use RFC 3339 (2026-10-01T12:00:00Z), a date (2026-10-01) or a span (24h, 7d)"))
 }
 
-/// `12,345` for counts in tables.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::numbers::thousands;
 
 /// `12.3%`
 pub fn percent(share: f64) -> String {
