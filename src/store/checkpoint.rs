@@ -22,8 +22,9 @@ const LOG_LIMIT: u64 = 256 << 20;
 
 #[derive(Default)]
 struct Progress {
-    /// Checkpoints asked for, and the number of them a finished checkpoint covers.
+    /// Checkpoints asked for so far.
     requested: u64,
+    /// How many of them are done: a checkpoint covers every request made before it started.
     completed: u64,
     /// The first failure, until a wait reports it; no checkpoint is attempted after it. (What failed to
     /// be copied is still in the log, committed: SQLite itself ignores a failed automatic checkpoint.)
@@ -126,7 +127,8 @@ fn checkpoint_on_request(conn: &Connection, shared: &Shared) {
             progress.requested
         };
         // PASSIVE copies what is committed without waiting for readers or the writer; what it cannot copy
-        // yet stays in the log (as safe there as in the database file) for the next checkpoint or close.
+        // yet (another process checkpointing, a reader on an old snapshot) stays in the log, committed and
+        // visible, for the next checkpoint or the last connection's close.
         let outcome = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
         let mut progress = lock_progress(lock);
         progress.completed = target;

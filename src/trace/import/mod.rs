@@ -272,8 +272,9 @@ fn json_error(e: &serde_json::Error, first_line: u64) -> RecordError {
     RecordError::at(line, message)
 }
 
-/// The error for a record whose bytes are not UTF-8, at the first bad byte. `valid_up_to` counts from
-/// the record's start, which is a line's start for the line-delimited formats.
+/// The error for a record whose bytes are not UTF-8, at the first bad byte. On the record's first line
+/// the column counts from the record's start: a line's start in JSONL, the span's inside an OTLP
+/// document (as serde's columns do).
 fn not_utf8(record: &[u8], e: &std::str::Utf8Error, first_line: u64) -> RecordError {
     let at = e.valid_up_to();
     let before = &record[..at];
