@@ -79,7 +79,14 @@ impl LangfuseWalker {
         let line = scan.line();
         self.buf.clear();
         scan.capture(&mut self.buf)?;
-        match serde_json::from_slice::<RawObservation>(&self.buf) {
+        let text = match std::str::from_utf8(&self.buf) {
+            Ok(text) => text,
+            Err(e) => {
+                self.out.push_back(Record::Error(super::not_utf8(&self.buf, &e, line)));
+                return Ok(());
+            }
+        };
+        match serde_json::from_str::<RawObservation>(text) {
             Ok(mut obs) => match obs.data.take() {
                 // An API page: its observations, all positioned at the page.
                 Some(page) => {
@@ -363,5 +370,16 @@ mod tests {
         assert!(matches!(&records[0], Record::Row(_)));
         assert!(matches!(&records[1], Record::Error(e) if e.line == Some(2)), "{records:?}");
         assert!(matches!(&records[2], Record::Error(e) if e.line == Some(3) && e.message.contains("--assume-tz")));
+    }
+
+    #[test]
+    fn an_observation_that_is_not_utf8_is_reported_and_the_next_is_read() {
+        let text = b"{\"id\":\"a\",\"type\":\"GENERATION\",\"startTime\":\"2026-10-01T12:00:00Z\",\"model\":\"gpt-4o\",\"name\":\"r\xe9sum\xe9\"}\n{\"id\":\"c\",\"type\":\"GENERATION\",\"startTime\":\"2026-10-01T12:00:00Z\",\"model\":\"gpt-4o\"}\n";
+        let records: Vec<Record> = reader(&text[..], ImportOptions::default()).collect();
+        assert!(
+            matches!(&records[0], Record::Error(e) if e.line == Some(1) && e.message.starts_with("byte 0xE9 at column 92 is not UTF-8")),
+            "{records:?}"
+        );
+        assert!(matches!(&records[1], Record::Row(_)), "{records:?}");
     }
 }
