@@ -130,7 +130,8 @@ const BULK_CACHE_KIB: i64 = 128 * 1024;
 /// import ends is the last commit's pages: smaller commits keep that serial step short (checkpoints of
 /// earlier commits run beside the writer, [`Checkpointer`]). An interrupted import loses at most the rows
 /// since the last commit, and importing again restores them.
-const ROWS_PER_COMMIT: usize = 20_000;
+/// (Small in unit tests, so that they commit several times.)
+const ROWS_PER_COMMIT: usize = if cfg!(test) { 40 } else { 20_000 };
 
 impl Store {
     /// Inserts a batch in one transaction. Rows whose key is already stored are not inserted; the result
@@ -1213,6 +1214,42 @@ mod tests {
             .unwrap();
         seen.extend(collected.into_inner().unwrap());
         assert_eq!(seen, [(call.id, 2, vec![Some("hello".to_string()), None])]);
+    }
+
+    #[test]
+    fn a_bulk_writer_commits_as_it_goes_and_leaves_everything_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut store = Store::open(&path, crate::store::OpenMode::CreateIfMissing, false).unwrap();
+        let rows: Vec<RequestRow> = (0..250).map(|i| row("gpt-4o", 200 + i)).collect();
+        let keys: Vec<Digest> = (0..rows.len()).map(|i| key_digest(&format!("span:t/{i}"))).collect();
+        let new: Vec<NewRequest<'_>> = rows
+            .iter()
+            .zip(&keys)
+            .map(|(row, key)| NewRequest {
+                source: RequestSource::Import,
+                key: RequestKey::Import(*key),
+                content_hash: None,
+                row,
+            })
+            .collect();
+        let mut writer = store.request_writer().unwrap();
+        for batch in new.chunks(30) {
+            writer.insert(batch).unwrap();
+        }
+        // Another connection sees what is committed while the writer is still open.
+        let reader = Connection::open(&path).unwrap();
+        let committed: i64 = reader.query_row("SELECT count(*) FROM request", [], |r| r.get(0)).unwrap();
+        assert!((200..250).contains(&committed), "{committed} rows committed before the end");
+        writer.finish().unwrap();
+        assert_eq!(store.request_count().unwrap(), 250);
+        // The checkpoint thread copied every committed page: nothing is left for a checkpoint to do.
+        let (log, copied): (i64, i64) =
+            reader.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?))).unwrap();
+        assert_eq!(log, copied);
+        // The connection checkpoints by itself again once the writer is gone.
+        let automatic: i64 = store.conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
+        assert_eq!(automatic, 1000);
     }
 
     #[test]
