@@ -613,7 +613,8 @@ impl RequestWriter<'_> {
         Ok(())
     }
 
-    /// Commits what is pending and waits until it is copied into the database file.
+    /// Commits what is pending and waits for the checkpoint after it (which copies into the database
+    /// file all that no reader of an older snapshot still needs; the rest follows at the next one).
     pub fn finish(mut self) -> Result<(), StoreError> {
         self.commit()?;
         match &self.checkpointer {
