@@ -1121,6 +1121,14 @@ mod tests {
         }
     }
 
+    /// `rows` as imported rows under `keys`, without content hashes.
+    fn imported<'a>(rows: &'a [RequestRow], keys: impl Iterator<Item = RequestKey<'a>>) -> Vec<NewRequest<'a>> {
+        rows.iter()
+            .zip(keys)
+            .map(|(row, key)| NewRequest { source: RequestSource::Import, key, content_hash: None, row })
+            .collect()
+    }
+
     #[test]
     fn inserts_are_idempotent_and_conflicts_are_told_apart() {
         let mut store = Store::open_in_memory().unwrap();
@@ -1224,16 +1232,7 @@ mod tests {
         let mut store = Store::open(&path, crate::store::OpenMode::CreateIfMissing, false).unwrap();
         let rows: Vec<RequestRow> = (0..250).map(|i| row("gpt-4o", 200 + i)).collect();
         let keys: Vec<Digest> = (0..rows.len()).map(|i| key_digest(&format!("span:t/{i}"))).collect();
-        let new: Vec<NewRequest<'_>> = rows
-            .iter()
-            .zip(&keys)
-            .map(|(row, key)| NewRequest {
-                source: RequestSource::Import,
-                key: RequestKey::Import(*key),
-                content_hash: None,
-                row,
-            })
-            .collect();
+        let new = imported(&rows, keys.iter().map(|key| RequestKey::Import(*key)));
         let mut writer = store.request_writer().unwrap();
         for batch in new.chunks(30) {
             writer.insert(batch).unwrap();
@@ -1271,16 +1270,7 @@ mod tests {
             (r.usage_source, r.usage, r.status) = (UsageSource::Missing, Usage::default(), RequestStatus::Aborted);
         }
         let keys: Vec<String> = (0..rows.len()).map(|i| format!("k{i:04}")).collect();
-        let batch: Vec<NewRequest<'_>> = rows
-            .iter()
-            .zip(&keys)
-            .map(|(row, key)| NewRequest {
-                source: RequestSource::Import,
-                key: RequestKey::Import(crate::trace::model::Digest::of_parts(&[key.as_bytes()])),
-                content_hash: None,
-                row,
-            })
-            .collect();
+        let batch = imported(&rows, keys.iter().map(|key| RequestKey::Import(Digest::of_parts(&[key.as_bytes()]))));
         store.insert_requests(&batch).unwrap();
         let window = RequestFilter {
             since: Some(rows.iter().map(|r| r.ts).min().unwrap()),
@@ -1327,16 +1317,7 @@ mod tests {
                 .map(|g| g.row)
                 .collect();
         let keys: Vec<String> = (0..rows.len()).map(|i| format!("k{i}")).collect();
-        let batch: Vec<NewRequest<'_>> = rows
-            .iter()
-            .zip(&keys)
-            .map(|(row, key)| NewRequest {
-                source: RequestSource::Import,
-                key: RequestKey::Text(key),
-                content_hash: None,
-                row,
-            })
-            .collect();
+        let batch = imported(&rows, keys.iter().map(|key| RequestKey::Text(key)));
         store.insert_requests(&batch).unwrap();
         let parallel = store.calls(&RequestFilter::default(), CallParts::ALL).unwrap();
         let (lo, hi) = (parallel.calls[0].id, parallel.calls.last().unwrap().id);
@@ -1380,16 +1361,7 @@ mod tests {
                 .map(|g| g.row)
                 .collect();
         let keys: Vec<String> = (0..rows.len()).map(|i| format!("k{i}")).collect();
-        let batch: Vec<NewRequest<'_>> = rows
-            .iter()
-            .zip(&keys)
-            .map(|(row, key)| NewRequest {
-                source: RequestSource::Import,
-                key: RequestKey::Text(key),
-                content_hash: None,
-                row,
-            })
-            .collect();
+        let batch = imported(&rows, keys.iter().map(|key| RequestKey::Text(key)));
         store.insert_requests(&batch).unwrap();
         let all = store.calls(&RequestFilter::default(), CallParts::ALL).unwrap();
         let book = PriceBook::embedded();
