@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::normalize::{
     self, CacheConvention, MAX_TOKENS, RawCount, ReportedUsage, parse_status, parse_time, provider_id, token_count,
 };
-use super::{ImportOptions, ImportedRow, Record, RecordError, json_error, not_utf8};
+use super::{ImportOptions, ImportedRow, Record, RecordError, parse_record};
 use crate::trace::model::{Message, RequestRow, RequestStatus, StreamCheckpoint, UsageSource};
 
 /// Longest line read; a longer one is reported and skipped rather than buffered.
@@ -247,10 +247,7 @@ fn parse_line(text: &[u8], line: u64, options: &ImportOptions) -> Result<Importe
         let found = super::scan::describe(text[0]);
         return Err(RecordError::at(line, format!("expected a JSON object (one request per line), found {found}")));
     }
-    // One check of the whole line instead of one per string value (serde_json's slice reader validates
-    // each string it borrows; its str reader trusts them): a tenth of the parse.
-    let text = std::str::from_utf8(text).map_err(|e| not_utf8(text, &e, line))?;
-    let record: Line<'_> = serde_json::from_str(text).map_err(|e| json_error(&e, line))?;
+    let record: Line<'_> = parse_record(text, line)?;
     let (row, convention) = normalize_line(record, options).map_err(|m| RecordError::at(line, m))?;
     Ok(ImportedRow::new(line, row, convention, false))
 }

@@ -18,7 +18,7 @@ use super::normalize::{
     token_count,
 };
 use super::scan::{ScanError, Scanner};
-use super::{ImportOptions, ImportedRow, Record, RecordError, SkipReason, json_error};
+use super::{ImportOptions, ImportedRow, Record, RecordError, SkipReason};
 use crate::trace::model::{Message, RequestRow, RequestStatus, UsageSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,14 +79,7 @@ impl LangfuseWalker {
         let line = scan.line();
         self.buf.clear();
         scan.capture(&mut self.buf)?;
-        let text = match std::str::from_utf8(&self.buf) {
-            Ok(text) => text,
-            Err(e) => {
-                self.out.push_back(Record::Error(super::not_utf8(&self.buf, &e, line)));
-                return Ok(());
-            }
-        };
-        match serde_json::from_str::<RawObservation>(text) {
+        match super::parse_record::<RawObservation>(&self.buf, line) {
             Ok(mut obs) => match obs.data.take() {
                 // An API page: its observations, all positioned at the page.
                 Some(page) => {
@@ -96,7 +89,7 @@ impl LangfuseWalker {
                 }
                 None => self.out.push_back(observation_record(obs, line, &self.options)),
             },
-            Err(e) => self.out.push_back(Record::Error(json_error(&e, line))),
+            Err(e) => self.out.push_back(Record::Error(e)),
         }
         Ok(())
     }

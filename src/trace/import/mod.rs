@@ -272,6 +272,13 @@ fn json_error(e: &serde_json::Error, first_line: u64) -> RecordError {
     RecordError::at(line, message)
 }
 
+/// One record's JSON, starting at `first_line`. The bytes are checked for UTF-8 once and parsed with
+/// serde_json's str reader: its slice reader validates every string it borrows again (4–5 % of an import).
+fn parse_record<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8], first_line: u64) -> Result<T, RecordError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| not_utf8(bytes, &e, first_line))?;
+    serde_json::from_str(text).map_err(|e| json_error(&e, first_line))
+}
+
 /// The error for a record whose bytes are not UTF-8, at the first bad byte. On the record's first line
 /// the column counts from the record's start: a line's start in JSONL, the span's inside an OTLP
 /// document (as serde's columns do).

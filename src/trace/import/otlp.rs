@@ -482,14 +482,9 @@ struct RawStatus<'a> {
 
 /// One captured span → a record.
 fn span_record(bytes: &[u8], line: u64, resource: &[KeyValue<'static>]) -> Record {
-    // One UTF-8 check of the span instead of one per string value (as in the JSONL reader).
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => return Record::Error(super::not_utf8(bytes, &e, line)),
-    };
-    let span: RawSpan<'_> = match serde_json::from_str(text) {
+    let span: RawSpan<'_> = match super::parse_record(bytes, line) {
         Ok(span) => span,
-        Err(e) => return Record::Error(json_error(&e, line)),
+        Err(e) => return Record::Error(e),
     };
     match normalize_span(&span, resource) {
         Ok(Some((row, convention, inferred))) => {
