@@ -341,17 +341,21 @@ impl Store {
     }
 
     /// Conversations of `prompt` whose first request was served by `version`, with first and last time.
+    ///
+    /// One pass over the prompt's rows, numbered within each conversation by time (then id, for rows of
+    /// the same millisecond). A subquery per conversation instead read every row of the prompt once per
+    /// conversation: with a month of imported traces that never finished.
     pub fn conversations_begun_under(&self, prompt: &str, version: &str) -> Result<Vec<Conversation>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "WITH c AS (
-                   SELECT conversation_id, min(ts_ms) AS started, max(ts_ms) AS last FROM request
-                   WHERE prompt_name = ?1 AND conversation_id IS NOT NULL GROUP BY conversation_id)
-                 SELECT c.conversation_id, c.started, c.last FROM c
-                 WHERE (SELECT r.prompt_version FROM request r WHERE r.prompt_name = ?1
-                          AND r.conversation_id = c.conversation_id ORDER BY r.ts_ms, r.id LIMIT 1) = ?2
-                 ORDER BY c.started, c.conversation_id",
+                "WITH r AS (
+                   SELECT conversation_id, prompt_version, ts_ms, row_number() OVER turns AS turn,
+                          max(ts_ms) OVER (turns ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS last
+                   FROM request WHERE prompt_name = ?1 AND conversation_id IS NOT NULL
+                   WINDOW turns AS (PARTITION BY conversation_id ORDER BY ts_ms, id))
+                 SELECT conversation_id, ts_ms, last FROM r WHERE turn = 1 AND prompt_version = ?2
+                 ORDER BY ts_ms, conversation_id",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -743,5 +747,57 @@ mod tests {
         assert_eq!(store.current_portfolio("p").unwrap().unwrap().spec, spec);
         assert_eq!(store.portfolios_using("support-reply", "yyyyyyyyyyyy").unwrap().len(), 1);
         assert!(store.portfolios_using("support-reply", "zzzzzzzzzzzz").unwrap().is_empty());
+    }
+
+    #[test]
+    fn conversations_begun_under_a_version_are_those_whose_first_request_it_served() {
+        use crate::store::requests::{NewRequest, RequestKey, RequestSource, tests::row};
+        let mut store = Store::open_in_memory().unwrap();
+        // (conversation, prompt, version, start): c-1 begins under v1 and moves to v2; c-2 begins under
+        // v2; c-3 has two first requests in the same millisecond, v1 stored first; c-4 begins under
+        // another prompt, then v1 of this one; the last row has no conversation.
+        let spec = [
+            (Some("c-1"), "support-reply", "v1", "2026-10-01T10:00:00Z"),
+            (Some("c-1"), "support-reply", "v2", "2026-10-01T10:05:00Z"),
+            (Some("c-2"), "support-reply", "v2", "2026-10-01T09:00:00Z"),
+            (Some("c-2"), "support-reply", "v1", "2026-10-01T11:00:00Z"),
+            (Some("c-3"), "support-reply", "v1", "2026-10-01T12:00:00Z"),
+            (Some("c-3"), "support-reply", "v2", "2026-10-01T12:00:00Z"),
+            (Some("c-4"), "triage", "t1", "2026-10-01T08:00:00Z"),
+            (Some("c-4"), "support-reply", "v1", "2026-10-01T08:30:00Z"),
+            (None, "support-reply", "v1", "2026-10-01T07:00:00Z"),
+        ];
+        let rows: Vec<_> = spec
+            .iter()
+            .map(|&(conversation, prompt, version, ts)| {
+                let mut r = row("gpt-4o", 100);
+                r.conversation_id = conversation.map(Into::into);
+                (r.prompt_name, r.prompt_version) = (Some(prompt.into()), Some(version.into()));
+                r.ts = ts.parse().unwrap();
+                r
+            })
+            .collect();
+        let keys: Vec<String> = (0..rows.len()).map(|i| format!("k-{i}")).collect();
+        // One at a time, so that ids follow the order above (a batch is stored in time order).
+        for (r, key) in rows.iter().zip(&keys) {
+            let new =
+                NewRequest { source: RequestSource::Eval, key: RequestKey::Text(key), content_hash: None, row: r };
+            store.insert_requests(&[new]).unwrap();
+        }
+        let ms = |ts: &str| ts.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let begun = |version| -> Vec<(String, i64, i64)> {
+            let found = store.conversations_begun_under("support-reply", version).unwrap();
+            found.into_iter().map(|c| (c.id, c.started_ms, c.last_ms)).collect()
+        };
+        assert_eq!(
+            begun("v1"),
+            [
+                ("c-4".to_string(), ms("2026-10-01T08:30:00Z"), ms("2026-10-01T08:30:00Z")),
+                ("c-1".to_string(), ms("2026-10-01T10:00:00Z"), ms("2026-10-01T10:05:00Z")),
+                ("c-3".to_string(), ms("2026-10-01T12:00:00Z"), ms("2026-10-01T12:00:00Z")),
+            ]
+        );
+        assert_eq!(begun("v2"), [("c-2".to_string(), ms("2026-10-01T09:00:00Z"), ms("2026-10-01T11:00:00Z"))]);
+        assert!(begun("v3").is_empty());
     }
 }

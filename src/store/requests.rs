@@ -1081,12 +1081,13 @@ fn billed_row(r: &Row<'_>) -> rusqlite::Result<(i64, RequestRow)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::trace::model::StreamCheckpoint;
     use crate::trace::records::logical_hash;
 
-    fn row(model: &str, input: u64) -> RequestRow {
+    /// A streamed request of `model` with `input` tokens, for tests of the store.
+    pub(crate) fn row(model: &str, input: u64) -> RequestRow {
         RequestRow {
             ts: "2026-10-01T12:00:00Z".parse().unwrap(),
             provider: "openai".into(),
