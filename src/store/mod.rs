@@ -55,6 +55,7 @@ const MIGRATIONS: &[Migration] = &[
         rebuilds_tables: false,
     },
     Migration { sql: include_str!("migrations/0008_import_keys.sql"), data: None, rebuilds_tables: true },
+    sql(include_str!("migrations/0009_drop_prompt_index.sql")),
 ];
 
 /// The schema version this build writes.
@@ -438,7 +439,17 @@ mod migration_tests {
         let path = dir.path().join("state.db");
         schema_7_state(&path);
         let mut store = Store::open(&path, OpenMode::MustExist, false).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 8);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        // Schema 9 dropped the prompt index; the others are there.
+        let indexes: Vec<String> = store
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'request' AND sql IS NOT NULL ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexes, ["request_by_logical_id", "request_by_source_key", "request_by_time"]);
         let foreign_keys: i64 = store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
         assert_eq!(foreign_keys, 1);
         let rows: Vec<KeyColumns> = store

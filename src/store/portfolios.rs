@@ -472,13 +472,15 @@ impl Store {
     /// `output_tokens`.
     pub fn trace_observations(&self, prompt: &str, versions: &[String]) -> Result<Vec<DerivedObservation>, StoreError> {
         let list = serde_json::to_string(versions).expect("strings serialize");
+        // `+ts_ms`: sorting the prompt's rows after a scan beats walking the whole time index in order and
+        // fetching every row from it (0.42 s against 1.01 s for a prompt of 4,009 rows in 975k).
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
                 "SELECT {key}, coalesce(conversation_id, trace_id, {key}), prompt_version, ts_ms,
                         status = 'ok', latency_ms, output_total
                      FROM request WHERE prompt_name = ?1 AND prompt_version IN (SELECT value FROM json_each(?2))
-                     AND source = 'import' ORDER BY ts_ms, id",
+                     AND source = 'import' ORDER BY +ts_ms, id",
                 key = super::requests::SOURCE_KEY_SQL
             ))
             .map_err(|e| self.err(e))?;
