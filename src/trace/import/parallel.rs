@@ -13,7 +13,7 @@ use std::io::{BufRead, Cursor, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use super::jsonl::JsonlReader;
+use super::jsonl::{JsonlReader, MAX_LINE};
 use super::otlp::{self, Walked};
 use super::{ImportOptions, Kind, Record, RecordError, Source};
 
@@ -88,14 +88,22 @@ enum Work {
 }
 
 /// Reads whole lines in chunks until the input ends, an error stops it, or the workers are gone.
+///
+/// A chunk's last line is read to its end, but not past [`MAX_LINE`] bytes: a longer line ends the read
+/// (its parser reports it, as the sequential reader does), so that a file without line breaks is not
+/// buffered whole.
 fn cut_chunks(mut reader: Box<dyn BufRead + Send>, jobs: &SyncSender<Job>) {
     let (mut seq, mut line) = (0u64, 1u64);
     loop {
         let mut bytes = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
-        let read = (&mut reader)
-            .take(CHUNK_BYTES as u64)
-            .read_to_end(&mut bytes)
-            .and_then(|_| if bytes.ends_with(b"\n") { Ok(0) } else { reader.read_until(b'\n', &mut bytes) });
+        let read = (&mut reader).take(CHUNK_BYTES as u64).read_to_end(&mut bytes).and_then(|_| {
+            if bytes.ends_with(b"\n") {
+                Ok(0)
+            } else {
+                (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut bytes)
+            }
+        });
+        let overlong = matches!(read, Ok(n) if n > MAX_LINE);
         let failed = read.is_err();
         let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
         let job = match read {
@@ -114,7 +122,7 @@ fn cut_chunks(mut reader: Box<dyn BufRead + Send>, jobs: &SyncSender<Job>) {
         };
         line += lines;
         seq += 1;
-        if jobs.send(job).is_err() {
+        if jobs.send(job).is_err() || overlong {
             return;
         }
     }
@@ -239,6 +247,34 @@ mod tests {
         for workers in [2, 3] {
             assert_eq!(parallel(&bytes, workers), expected);
         }
+    }
+
+    #[test]
+    fn a_line_over_the_limit_ends_the_read_without_being_buffered_whole() {
+        let mut bytes = export(ExportFormat::Jsonl);
+        let first_lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
+        // Three times the limit without a line break, then more lines that are never read.
+        bytes.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE));
+        bytes.extend(b"\n{\"ts\": 1}\n");
+        let expected = sequential(&bytes);
+        let Some(Record::Error(e)) = expected.last() else { panic!("ends with an error") };
+        assert_eq!(e.line, Some(first_lines + 1));
+        assert!(e.message.contains("longer than 1 MB"), "{}", e.message);
+        for workers in [2, 3] {
+            assert_eq!(parallel(&bytes, workers), expected);
+        }
+        // The cutter stopped at the long line: its chunks hold the lines before it and the limit's worth.
+        let (jobs_tx, jobs_rx) = sync_channel::<Job>(4096);
+        cut_chunks(Box::new(Cursor::new(bytes.clone())), &jobs_tx);
+        drop(jobs_tx);
+        let cut: usize = jobs_rx
+            .iter()
+            .map(|job| match job.work {
+                Work::Lines { bytes, .. } => bytes.len(),
+                _ => 0,
+            })
+            .sum();
+        assert!(cut < bytes.len() - MAX_LINE, "{cut} of {} bytes", bytes.len());
     }
 
     #[test]
