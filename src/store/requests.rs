@@ -123,7 +123,7 @@ pub(crate) fn register_migration_functions(conn: &Connection) -> rusqlite::Resul
 /// SQLite's default page cache is 2 MB; the key and time indexes of a large import outgrow that quickly
 /// and every insert then reads pages back from disk. 128 MB keeps a few million rows' worth of index hot;
 /// it is a ceiling, not an allocation.
-const BULK_CACHE_KIB: i64 = 128 * 1024;
+pub(super) const BULK_CACHE_KIB: i64 = 128 * 1024;
 
 /// A bulk import commits this often. Rows reach the time index in time order (schema 8), so a commit
 /// rewrites few index pages besides the new ones. What is left to copy into the database file when the
