@@ -103,7 +103,8 @@ fn cut_chunks(mut reader: Box<dyn BufRead + Send>, jobs: &SyncSender<Job>) {
                 (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut bytes)
             }
         });
-        let overlong = matches!(read, Ok(n) if n > MAX_LINE);
+        // Its parser rejects the line and stops; so does the reading.
+        let overlong = read.is_ok() && last_line_len(&bytes) > MAX_LINE;
         let failed = read.is_err();
         let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
         let job = match read {
@@ -126,6 +127,12 @@ fn cut_chunks(mut reader: Box<dyn BufRead + Send>, jobs: &SyncSender<Job>) {
             return;
         }
     }
+}
+
+/// Bytes of the last line of `bytes`, its line break included (as [`JsonlReader`] measures a line).
+fn last_line_len(bytes: &[u8]) -> usize {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    bytes.len() - memchr::memrchr(b'\n', body).map_or(0, |i| i + 1)
 }
 
 /// Walks an OTLP document, capturing spans in chunks until it ends or the workers are gone.
@@ -275,6 +282,20 @@ mod tests {
             })
             .sum();
         assert!(cut < bytes.len() - MAX_LINE, "{cut} of {} bytes", bytes.len());
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_found_when_its_chunk_began_it() {
+        // The line starts in the chunk's first part and the completion is under the limit by itself.
+        let long = MAX_LINE + 10;
+        let mut bytes = b"{}\n".to_vec();
+        bytes.extend(std::iter::repeat_n(b'x', long));
+        bytes.extend(b"\n{\"ts\": 1}\n");
+        assert!(long - (CHUNK_BYTES - 3) <= MAX_LINE);
+        let expected = sequential(&bytes);
+        assert!(matches!(expected.last(), Some(Record::Error(e)) if e.line == Some(2)), "{expected:?}");
+        assert_eq!(parallel(&bytes, 2), expected);
+        assert_eq!((last_line_len(b"a\nbc\n"), last_line_len(b"a\nbc"), last_line_len(b"abc")), (3, 2, 3));
     }
 
     #[test]
