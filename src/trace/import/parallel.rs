@@ -103,8 +103,9 @@ fn cut_chunks(mut reader: Box<dyn BufRead + Send>, jobs: &SyncSender<Job>) {
                 (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut bytes)
             }
         });
-        // Its parser rejects the line and stops; so does the reading.
-        let overlong = read.is_ok() && last_line_len(&bytes) > MAX_LINE;
+        // Its parser rejects the line and stops; so does the reading. (After a failed read the loop ends
+        // anyway.)
+        let overlong = last_line_len(&bytes) > MAX_LINE;
         let failed = read.is_err();
         let lines = memchr::memchr_iter(b'\n', &bytes).count() as u64;
         let job = match read {
