@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::normalize::{
     self, CacheConvention, MAX_TOKENS, RawCount, ReportedUsage, parse_status, parse_time, provider_id, token_count,
 };
-use super::{ImportOptions, ImportedRow, Record, RecordError, parse_record};
+use super::{ImportOptions, ImportedRow, Record, RecordError, Start, parse_record};
 use crate::trace::model::{Message, RequestRow, RequestStatus, StreamCheckpoint, UsageSource};
 
 /// Longest line read; a longer one is reported and ends the read rather than being buffered.
@@ -70,11 +70,12 @@ impl<R: BufRead> Iterator for JsonlReader<R> {
             match self.read_line() {
                 Ok(false) => self.done = true,
                 Ok(true) => {
-                    let text = self.buf.trim_ascii();
+                    let text = self.buf.trim_ascii_start();
                     if text.is_empty() {
                         continue;
                     }
-                    return Some(match parse_line(text, self.line, &self.options) {
+                    let start = Start { line: self.line, column: (self.buf.len() - text.len()) as u64 + 1 };
+                    return Some(match parse_line(text.trim_ascii_end(), start, &self.options) {
                         Ok(row) => Record::Row(Box::new(row)),
                         Err(e) => Record::Error(e),
                     });
@@ -243,12 +244,13 @@ pub fn value_text(value: &serde_json::Value) -> String {
     }
 }
 
-fn parse_line(text: &[u8], line: u64, options: &ImportOptions) -> Result<ImportedRow, RecordError> {
+fn parse_line(text: &[u8], start: Start, options: &ImportOptions) -> Result<ImportedRow, RecordError> {
+    let line = start.line;
     if text[0] != b'{' {
         let found = super::scan::describe(text[0]);
         return Err(RecordError::at(line, format!("expected a JSON object (one request per line), found {found}")));
     }
-    let record: Line<'_> = parse_record(text, line)?;
+    let record: Line<'_> = parse_record(text, start)?;
     let (row, convention) = normalize_line(record, options).map_err(|m| RecordError::at(line, m))?;
     Ok(ImportedRow::new(line, row, convention, false))
 }
@@ -481,6 +483,16 @@ mod tests {
             "{records:?}"
         );
         assert_eq!(row(&records[1]).line, 2);
+    }
+
+    #[test]
+    fn columns_count_from_the_start_of_an_indented_line() {
+        let text = "   {\"ts\":\"2026-10-01T12:00:00Z\",\"model\":7}\n";
+        let records = read(text);
+        assert!(
+            matches!(&records[0], Record::Error(e) if e.to_string() == "line 1: invalid type: integer `7`, expected a string (column 41)"),
+            "{records:?}"
+        );
     }
 
     #[test]

@@ -76,10 +76,11 @@ impl Walker for LangfuseWalker {
 
 impl LangfuseWalker {
     fn capture_and_read<B: BufRead>(&mut self, scan: &mut Scanner<B>) -> Result<(), ScanError> {
-        let line = scan.line();
+        let start = super::Start { line: scan.line(), column: scan.column() };
+        let line = start.line;
         self.buf.clear();
         scan.capture(&mut self.buf)?;
-        match super::parse_record::<RawObservation>(&self.buf, line) {
+        match super::parse_record::<RawObservation>(&self.buf, start) {
             Ok(mut obs) => match obs.data.take() {
                 // An API page: its observations, all positioned at the page.
                 Some(page) => {
@@ -374,5 +375,23 @@ mod tests {
             "{records:?}"
         );
         assert!(matches!(&records[1], Record::Row(_)), "{records:?}");
+    }
+
+    #[test]
+    fn an_error_in_an_array_on_one_line_is_placed_at_its_column_in_the_line() {
+        let first = r#"{"id":"a","type":"GENERATION","startTime":"2026-10-01T12:00:00Z","model":"gpt-4o"}"#;
+        let text = format!(
+            r#"[{first}, {{"id":"b","type":"GENERATION","startTime":"2026-10-01T12:00:00Z","model":"gpt-4o","name":"r\xe9sum\xe9"}}]"#
+        );
+        let mut bytes = text.into_bytes();
+        let at = memchr::memmem::find(&bytes, b"\\xe9").unwrap();
+        bytes.splice(at..at + 4, [0xE9]);
+        let records: Vec<Record> = reader(&bytes[..], ImportOptions::default()).collect();
+        assert!(matches!(&records[0], Record::Row(_)), "{records:?}");
+        let expected = format!("byte 0xE9 at column {} is not UTF-8", at + 1);
+        assert!(
+            matches!(&records[1], Record::Error(e) if e.line == Some(1) && e.message.starts_with(&expected)),
+            "{records:?}"
+        );
     }
 }

@@ -260,33 +260,47 @@ fn sniff(mut reader: Box<dyn Read + Send>) -> Result<(Vec<u8>, Box<dyn Read + Se
     Ok((prefix, reader))
 }
 
-/// A serde error inside a record that starts at `first_line`, positioned in the file.
-fn json_error(e: &serde_json::Error, first_line: u64) -> RecordError {
-    let line = first_line + e.line().saturating_sub(1) as u64;
-    // serde appends " at line L column C", relative to the record; the file line replaces it.
+/// Where a record starts in its file: the 1-based line and byte column of its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    pub line: u64,
+    pub column: u64,
+}
+
+impl Start {
+    /// The file's line and column of the byte at (`line`, `column`) of the record (both 1-based): on the
+    /// record's first line columns count from where the record starts, on later lines from the line's.
+    fn place(self, line: u64, column: u64) -> (u64, u64) {
+        if line <= 1 { (self.line, self.column + column.saturating_sub(1)) } else { (self.line + line - 1, column) }
+    }
+}
+
+/// A serde error inside a record, placed in the file.
+fn json_error(e: &serde_json::Error, start: Start) -> RecordError {
+    let (line, column) = start.place(e.line() as u64, e.column() as u64);
+    // serde appends " at line L column C", relative to the record; the file's place replaces it.
     let message = e.to_string();
     let message = match message.rfind(" at line ") {
-        Some(i) => format!("{} (column {})", &message[..i], e.column()),
+        Some(i) => format!("{} (column {column})", &message[..i]),
         None => message,
     };
     RecordError::at(line, message)
 }
 
-/// One record's JSON, starting at `first_line`. The bytes are checked for UTF-8 once and parsed with
-/// serde_json's str reader: its slice reader validates every string it borrows again (4–5 % of an import).
-fn parse_record<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8], first_line: u64) -> Result<T, RecordError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| not_utf8(bytes, &e, first_line))?;
-    serde_json::from_str(text).map_err(|e| json_error(&e, first_line))
+/// One record's JSON. The bytes are checked for UTF-8 once and parsed with serde_json's str reader: its
+/// slice reader validates every string it borrows again (4–5 % of an import).
+fn parse_record<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8], start: Start) -> Result<T, RecordError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| not_utf8(bytes, &e, start))?;
+    serde_json::from_str(text).map_err(|e| json_error(&e, start))
 }
 
-/// The error for a record whose bytes are not UTF-8, at the first bad byte. On the record's first line
-/// the column counts from the record's start: a line's start in JSONL, the span's inside an OTLP
-/// document (as serde's columns do).
-fn not_utf8(record: &[u8], e: &std::str::Utf8Error, first_line: u64) -> RecordError {
+/// The error for a record whose bytes are not UTF-8, at the first bad byte.
+fn not_utf8(record: &[u8], e: &std::str::Utf8Error, start: Start) -> RecordError {
     let at = e.valid_up_to();
     let before = &record[..at];
-    let line = first_line + memchr::memchr_iter(b'\n', before).count() as u64;
-    let column = at - before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+    let line = 1 + memchr::memchr_iter(b'\n', before).count() as u64;
+    let column = (at - before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1) as u64;
+    let (line, column) = start.place(line, column);
     RecordError::at(
         line,
         format!(

@@ -18,7 +18,7 @@ use super::normalize::{
     CacheConvention, RawCount, ReportedUsage, from_unix_nanos, hex_id, provider_id, status_from_error_type, token_count,
 };
 use super::scan::{ScanError, Scanner};
-use super::{ImportedRow, Record, RecordError, SkipReason, json_error};
+use super::{ImportedRow, Record, RecordError, SkipReason, Start, json_error};
 use crate::trace::model::{Message, RequestRow, RequestStatus, StreamCheckpoint, UsageSource};
 
 /// Attribute names, newest convention first.
@@ -197,14 +197,14 @@ pub fn captured<R: BufRead>(reader: R) -> Driver<R, OtlpWalker<Walked>> {
 /// A record, or a span still to be parsed into one.
 pub enum Walked {
     Record(Record),
-    Span { line: u64, bytes: Vec<u8>, resource: Arc<[KeyValue<'static>]> },
+    Span { start: Start, bytes: Vec<u8>, resource: Arc<[KeyValue<'static>]> },
 }
 
 impl Walked {
     pub fn into_record(self) -> Record {
         match self {
             Walked::Record(record) => record,
-            Walked::Span { line, bytes, resource } => span_record(&bytes, line, &resource),
+            Walked::Span { start, bytes, resource } => span_record(&bytes, start, &resource),
         }
     }
 }
@@ -218,18 +218,18 @@ impl From<Record> for Walked {
 /// What the walker makes of a captured span: a record at once, or the span for later.
 pub trait FromSpan: From<Record> {
     /// `bytes` is the walker's capture buffer, which it reuses when left in place.
-    fn from_span(line: u64, bytes: &mut Vec<u8>, resource: &Arc<[KeyValue<'static>]>) -> Self;
+    fn from_span(start: Start, bytes: &mut Vec<u8>, resource: &Arc<[KeyValue<'static>]>) -> Self;
 }
 
 impl FromSpan for Record {
-    fn from_span(line: u64, bytes: &mut Vec<u8>, resource: &Arc<[KeyValue<'static>]>) -> Record {
-        span_record(bytes, line, resource)
+    fn from_span(start: Start, bytes: &mut Vec<u8>, resource: &Arc<[KeyValue<'static>]>) -> Record {
+        span_record(bytes, start, resource)
     }
 }
 
 impl FromSpan for Walked {
-    fn from_span(line: u64, bytes: &mut Vec<u8>, resource: &Arc<[KeyValue<'static>]>) -> Walked {
-        Walked::Span { line, bytes: std::mem::take(bytes), resource: resource.clone() }
+    fn from_span(start: Start, bytes: &mut Vec<u8>, resource: &Arc<[KeyValue<'static>]>) -> Walked {
+        Walked::Span { start, bytes: std::mem::take(bytes), resource: resource.clone() }
     }
 }
 
@@ -243,7 +243,7 @@ pub struct OtlpWalker<I> {
     resource: Arc<[KeyValue<'static>]>,
     resource_seen: bool,
     /// Spans met before their resource (which JSON's key order allows): held until it is known.
-    pending: Vec<(u64, Vec<u8>)>,
+    pending: Vec<(Start, Vec<u8>)>,
     doc_line: u64,
     doc_has_spans_key: bool,
 }
@@ -361,14 +361,14 @@ impl<I: FromSpan> Walker for OtlpWalker<I> {
             }
             Frame::SpanList => {
                 if scan.next_element()? {
-                    let line = scan.line();
+                    let start = Start { line: scan.line(), column: scan.column() };
                     self.buf.clear();
                     scan.capture(&mut self.buf)?;
                     if self.resource_seen {
-                        let item = I::from_span(line, &mut self.buf, &self.resource);
+                        let item = I::from_span(start, &mut self.buf, &self.resource);
                         self.out.push_back(item);
                     } else {
-                        self.pending.push((line, std::mem::take(&mut self.buf)));
+                        self.pending.push((start, std::mem::take(&mut self.buf)));
                     }
                 } else {
                     self.stack.pop();
@@ -406,7 +406,8 @@ impl<I: FromSpan> OtlpWalker<I> {
             #[serde(borrow, default)]
             attributes: Vec<KeyValue<'a>>,
         }
-        let line = scan.line();
+        scan.peek()?;
+        let start = Start { line: scan.line(), column: scan.column() };
         self.buf.clear();
         scan.capture(&mut self.buf)?;
         match serde_json::from_slice::<Option<Resource<'_>>>(&self.buf) {
@@ -418,7 +419,7 @@ impl<I: FromSpan> OtlpWalker<I> {
                     .map(|kv| KeyValue { key: Cow::Owned(kv.key.into_owned()), value: kv.value.into_owned() })
                     .collect();
             }
-            Err(e) => self.out.push_back(Record::Error(json_error(&e, line)).into()),
+            Err(e) => self.out.push_back(Record::Error(json_error(&e, start)).into()),
         }
         self.resource_seen = true;
         self.flush_pending();
@@ -426,8 +427,8 @@ impl<I: FromSpan> OtlpWalker<I> {
     }
 
     fn flush_pending(&mut self) {
-        for (line, mut bytes) in std::mem::take(&mut self.pending) {
-            let item = I::from_span(line, &mut bytes, &self.resource);
+        for (start, mut bytes) in std::mem::take(&mut self.pending) {
+            let item = I::from_span(start, &mut bytes, &self.resource);
             self.out.push_back(item);
         }
     }
@@ -481,8 +482,9 @@ struct RawStatus<'a> {
 }
 
 /// One captured span → a record.
-fn span_record(bytes: &[u8], line: u64, resource: &[KeyValue<'static>]) -> Record {
-    let span: RawSpan<'_> = match super::parse_record(bytes, line) {
+fn span_record(bytes: &[u8], start: Start, resource: &[KeyValue<'static>]) -> Record {
+    let line = start.line;
+    let span: RawSpan<'_> = match super::parse_record(bytes, start) {
         Ok(span) => span,
         Err(e) => return Record::Error(e),
     };

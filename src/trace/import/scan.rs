@@ -31,11 +31,13 @@ impl ScanError {
     }
 }
 
-/// Where the scanner is: a byte reader with a 1-based line count of the next unread byte.
+/// Where the scanner is: a byte reader with the 1-based line and column of the next unread byte.
 pub struct Scanner<R> {
     reader: R,
     line: u64,
     consumed: u64,
+    /// Bytes consumed before the current line began.
+    line_start: u64,
     /// Reused bracket stack while walking a container.
     brackets: Vec<u8>,
 }
@@ -47,7 +49,7 @@ impl<R: BufRead> Scanner<R> {
 
     /// A scanner whose first byte is on line `line` of the file (for one line scanned on its own).
     pub fn starting_at(reader: R, line: u64) -> Self {
-        Scanner { reader, line, consumed: 0, brackets: Vec::new() }
+        Scanner { reader, line, consumed: 0, line_start: 0, brackets: Vec::new() }
     }
 
     pub fn into_reader(self) -> R {
@@ -57,6 +59,12 @@ impl<R: BufRead> Scanner<R> {
     /// The 1-based line of the next unread byte.
     pub fn line(&self) -> u64 {
         self.line
+    }
+
+    /// The 1-based byte column of the next unread byte (a minified export is one long line: a record's
+    /// errors are placed by the column where it starts).
+    pub fn column(&self) -> u64 {
+        self.consumed - self.line_start + 1
     }
 
     /// Bytes consumed so far.
@@ -92,7 +100,8 @@ impl<R: BufRead> Scanner<R> {
                     }
                 }
             }
-            self.advance(skipped, newlines);
+            let line_begins = if newlines > 0 { last_line_start(&buf[..skipped]) } else { None };
+            self.advance(skipped, newlines, line_begins);
             if found.is_some() {
                 return Ok(found);
             }
@@ -101,10 +110,15 @@ impl<R: BufRead> Scanner<R> {
 
     /// Consumes the byte `peek` returned.
     pub fn bump(&mut self) {
-        self.advance(1, 0);
+        self.advance(1, 0, None);
     }
 
-    fn advance(&mut self, bytes: usize, newlines: u64) {
+    /// Consumes `bytes` buffered bytes, `newlines` of them line breaks; `line_begins` is where the last
+    /// line among them begins (just after the last break), when there is one.
+    fn advance(&mut self, bytes: usize, newlines: u64, line_begins: Option<usize>) {
+        if let Some(at) = line_begins {
+            self.line_start = self.consumed + at as u64;
+        }
         self.reader.consume(bytes);
         self.consumed += bytes as u64;
         self.line += newlines;
@@ -191,12 +205,12 @@ impl<R: BufRead> Scanner<R> {
             }
             match buf.iter().position(|&b| b == b'\n') {
                 Some(i) => {
-                    self.advance(i + 1, 1);
+                    self.advance(i + 1, 1, Some(i + 1));
                     return Ok(());
                 }
                 None => {
                     let n = buf.len();
-                    self.advance(n, 0);
+                    self.advance(n, 0, None);
                 }
             }
         }
@@ -232,7 +246,8 @@ impl<R: BufRead> Scanner<R> {
             if let Some(s) = sink.as_deref_mut() {
                 s.extend_from_slice(&buf[..n]);
             }
-            self.advance(n, newlines);
+            let line_begins = if newlines > 0 { last_line_start(&buf[..n]) } else { None };
+            self.advance(n, newlines, line_begins);
             if end.is_some() {
                 return Ok(());
             }
@@ -251,7 +266,7 @@ impl<R: BufRead> Scanner<R> {
             if let Some(s) = sink.as_deref_mut() {
                 s.extend_from_slice(&buf[..n]);
             }
-            self.advance(n, 0);
+            self.advance(n, 0, None);
             if end.is_some() {
                 return Ok(());
             }
@@ -322,22 +337,28 @@ impl<R: BufRead> Scanner<R> {
             if let Some(s) = sink.as_deref_mut() {
                 s.extend_from_slice(&buf[..i]);
             }
+            let line_begins = if newlines > 0 { last_line_start(&buf[..i]) } else { None };
             match outcome {
                 Some(Ok(())) => {
-                    self.advance(i, newlines);
+                    self.advance(i, newlines, line_begins);
                     break Ok(());
                 }
                 Some(Err((nl, expected, found))) => {
                     let line = self.line + nl;
-                    self.advance(i, newlines);
+                    self.advance(i, newlines, line_begins);
                     break Err(ScanError::Unexpected { line, expected, found: describe(found) });
                 }
-                None => self.advance(i, newlines),
+                None => self.advance(i, newlines, line_begins),
             }
         };
         self.brackets = brackets;
         result
     }
+}
+
+/// Where the last line in `consumed` begins: just after its last line break.
+fn last_line_start(consumed: &[u8]) -> Option<usize> {
+    memchr::memrchr(b'\n', consumed).map(|i| i + 1)
 }
 
 /// Finds the closing quote of a string whose opening quote is already consumed. Returns its index in
@@ -433,6 +454,25 @@ mod tests {
         assert_eq!(s.line(), 5);
         s.skip().unwrap();
         assert!(!s.next_element().unwrap());
+    }
+
+    #[test]
+    fn knows_the_column_of_each_value_across_lines_and_buffers() {
+        let text = "[1, \"a\\nb\",\n  {\"k\": [\n2]},   \"z\"]";
+        let mut s = scanner(text);
+        s.expect(b'[', "[").unwrap();
+        let mut columns = Vec::new();
+        while s.next_element().unwrap() {
+            columns.push((s.line(), s.column()));
+            s.skip().unwrap();
+        }
+        assert_eq!(columns, [(1, 2), (1, 5), (2, 3), (3, 8)]);
+        // A skipped line starts the count again.
+        let mut s = scanner("{\"a\": tru\n  7");
+        s.skip_line().unwrap();
+        assert_eq!((s.line(), s.column()), (2, 1));
+        s.peek().unwrap();
+        assert_eq!(s.column(), 3);
     }
 
     #[test]

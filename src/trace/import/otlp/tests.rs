@@ -400,3 +400,34 @@ fn a_span_that_is_not_utf8_is_an_error_at_its_line_and_column_and_the_others_are
         )
     );
 }
+
+#[test]
+fn errors_in_a_minified_export_are_placed_at_their_column_in_the_file() {
+    // Collectors write an export as one line: a span's errors must count columns from the line's start,
+    // not the span's.
+    let good = span("0000000000000041", &[kv("gen_ai.request.model", &s("gpt-4o"))], "").replace('\n', "");
+    let wrong_type = span("0000000000000042", &[kv("gen_ai.request.model", &s("gpt-4o"))], "")
+        .replace('\n', "")
+        .replace(r#""kind":3"#, r#""kind":3,"events":7"#);
+    let not_utf8 = span("0000000000000043", &[kv("user", &s("ZZ"))], "").replace('\n', "");
+    let text = document(&[good, wrong_type, not_utf8]).replace('\n', "");
+    let mut bytes = text.into_bytes();
+    let bad_byte = memchr::memmem::find(&bytes, b"ZZ").unwrap();
+    bytes[bad_byte] = 0xC3;
+    let records: Vec<Record> = reader(BufReader::with_capacity(7, &bytes[..])).collect();
+    assert_eq!(rows(&records).len(), 1, "{records:?}");
+    let errors = errors(&records);
+    let seven = memchr::memmem::find(&bytes, br#""events":7"#).unwrap() + r#""events":"#.len();
+    assert_eq!(errors[0].line, Some(1));
+    assert_eq!(
+        errors[0].message,
+        format!("invalid type: integer `7`, expected a sequence (column {})", seven + 1),
+        "at the number, where serde stopped"
+    );
+    assert_eq!(errors[1].line, Some(1));
+    assert!(
+        errors[1].message.starts_with(&format!("byte 0xC3 at column {} is not UTF-8", bad_byte + 1)),
+        "{}",
+        errors[1].message
+    );
+}
