@@ -1,7 +1,8 @@
 //! Portfolio versions, exposures and outcomes, rollbacks, and what rollback reads from requests and
 //! baselines.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -44,6 +45,15 @@ pub struct ImportCounts {
     pub exposures: u64,
     pub outcomes: u64,
     pub duplicates: u64,
+}
+
+/// See [`Store::outcome_metrics`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutcomeMetrics {
+    /// Outcomes not quarantined whose metrics lack the objective.
+    pub without_objective: u64,
+    /// Every metric name stored, sorted.
+    pub names: Vec<String>,
 }
 
 /// An exposure row as the rebalancer reads it.
@@ -274,15 +284,35 @@ impl Store {
                 "INSERT OR IGNORE INTO outcome (portfolio, key, unit, variant, segment, ts_ms, metrics, cost_usd, source)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
+            // The exposures this transaction has written or met: (unit, variant) → a time no earlier than
+            // the stored first exposure. A unit's later requests (a conversation's turns, three in four
+            // rows derived from traces) then cost no statement.
+            let mut first_seen: HashMap<(&str, &str), i64> = HashMap::new();
             for c in observations {
                 let o = &c.observation;
                 let mut duplicate = true;
                 if o.event != Event::Outcome {
-                    let added = exposure.execute(params![portfolio, o.unit, c.variant, c.segment, o.ts_ms, source])?;
+                    let added = match first_seen.entry((o.unit.as_str(), c.variant.as_str())) {
+                        Entry::Occupied(mut stored) => {
+                            // Lines may arrive out of order: the exposure is the unit's first.
+                            if o.ts_ms < *stored.get() {
+                                earlier.execute(params![portfolio, o.unit, c.variant, o.ts_ms])?;
+                                stored.insert(o.ts_ms);
+                            }
+                            0
+                        }
+                        Entry::Vacant(slot) => {
+                            let added =
+                                exposure.execute(params![portfolio, o.unit, c.variant, c.segment, o.ts_ms, source])?;
+                            if added == 0 {
+                                earlier.execute(params![portfolio, o.unit, c.variant, o.ts_ms])?;
+                            }
+                            slot.insert(o.ts_ms);
+                            added
+                        }
+                    };
                     counts.exposures += added as u64;
                     duplicate &= added == 0;
-                    // Lines may arrive out of order: the exposure is the unit's first.
-                    earlier.execute(params![portfolio, o.unit, c.variant, o.ts_ms])?;
                 }
                 if o.event != Event::Exposure {
                     let metrics = serde_json::to_string(&o.metrics).expect("numbers serialize");
@@ -345,16 +375,41 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// Names of metrics stored for a portfolio (to suggest the objective when it matches none).
-    pub fn metric_names(&self, portfolio: &str) -> Result<Vec<String>, StoreError> {
+    /// What the stored outcomes of a portfolio measure: how many that no rollback quarantined lack
+    /// `objective`, and the names of every metric stored (to suggest the objective when it matches none).
+    ///
+    /// One pass, decoding the metrics here: SQLite's `json_extract` for the count and `json_each` for the
+    /// names read a large portfolio's outcomes twice, and loading them as rows only to count them held
+    /// every one in memory (2.6 s and 715k rows for a month of derived observations).
+    pub fn outcome_metrics(&self, portfolio: &str, objective: &str) -> Result<OutcomeMetrics, StoreError> {
+        use std::borrow::Cow;
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT DISTINCT j.key FROM outcome, json_each(outcome.metrics) j WHERE outcome.portfolio = ?1 ORDER BY 1",
-            )
+            .prepare_cached("SELECT id, metrics, quarantine IS NULL FROM outcome WHERE portfolio = ?1")
             .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([portfolio], |r| r.get(0)).map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        let mut rows = stmt.query([portfolio]).map_err(|e| self.err(e))?;
+        let mut summary = OutcomeMetrics::default();
+        let mut names = std::collections::BTreeSet::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let text = row.get_ref(1).and_then(|v| v.as_str().map_err(Into::into)).map_err(|e| self.err(e))?;
+            let metrics: HashMap<Cow<'_, str>, Option<serde::de::IgnoredAny>> =
+                serde_json::from_str(text).map_err(|e| {
+                    let id: i64 = row.get(0).unwrap_or_default();
+                    let detail = format!("outcome {id}: metrics are not a JSON object of numbers: {e}");
+                    StoreError::Corrupt { path: self.path.clone(), detail }
+                })?;
+            let live: bool = row.get(2).map_err(|e| self.err(e))?;
+            if live && !matches!(metrics.get(objective), Some(Some(_))) {
+                summary.without_objective += 1;
+            }
+            for name in metrics.into_keys() {
+                if !names.contains(name.as_ref()) {
+                    names.insert(name.into_owned());
+                }
+            }
+        }
+        summary.names = names.into_iter().collect();
+        Ok(summary)
     }
 
     /// Conversations of `prompt` whose first request was served by `version`, with first and last time.
@@ -739,6 +794,7 @@ fn apply_action(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::portfolio::observe::Observation;
     use crate::portfolio::spec::ParsedFile;
 
     fn spec() -> Portfolio {
@@ -818,5 +874,90 @@ mod tests {
         );
         assert_eq!(begun("v2"), [("c-2".to_string(), ms("2026-10-01T09:00:00Z"), ms("2026-10-01T11:00:00Z"))]);
         assert!(begun("v3").is_empty());
+    }
+
+    fn observed(unit: &str, variant: &str, ts_ms: i64, event: Event, metrics: &[(&str, f64)]) -> Checked {
+        Checked {
+            observation: Observation {
+                line: 1,
+                event,
+                ts_ms,
+                unit: unit.into(),
+                variant: Some(variant.into()),
+                segment: None,
+                attrs: None,
+                metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                cost_usd: None,
+                key: format!("{unit}/{variant}/{ts_ms}/{event:?}"),
+            },
+            variant: variant.into(),
+            segment: "default".into(),
+        }
+    }
+
+    #[test]
+    fn a_units_exposure_keeps_its_earliest_time_whatever_order_lines_arrive_in() {
+        let mut store = Store::open_in_memory().unwrap();
+        let checked = |unit: &str, variant: &str, ts_ms: i64, event: Event| {
+            observed(unit, variant, ts_ms, event, &[("resolved", 1.0)])
+        };
+        let first_exposures = |store: &Store| -> Vec<(String, String, i64)> {
+            let mut stmt =
+                store.conn.prepare("SELECT unit, variant, ts_ms FROM exposure ORDER BY unit, variant").unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+        };
+        let batch = [
+            checked("u-1", "a", 300, Event::Both),
+            checked("u-1", "a", 100, Event::Both),
+            checked("u-1", "a", 200, Event::Exposure),
+            checked("u-1", "b", 250, Event::Both),
+            checked("u-2", "a", 500, Event::Outcome),
+        ];
+        let counts = store.insert_observations("p", "file", &batch).unwrap();
+        assert_eq!(counts, ImportCounts { exposures: 2, outcomes: 4, duplicates: 1 });
+        assert_eq!(first_exposures(&store), [("u-1".into(), "a".into(), 100), ("u-1".into(), "b".into(), 250)]);
+        // Another import: an earlier exposure moves the first one back, a later one changes nothing.
+        let counts = store
+            .insert_observations(
+                "p",
+                "file",
+                &[
+                    checked("u-1", "a", 150, Event::Exposure),
+                    checked("u-1", "b", 50, Event::Exposure),
+                    checked("u-1", "b", 80, Event::Exposure),
+                ],
+            )
+            .unwrap();
+        assert_eq!(counts, ImportCounts { exposures: 0, outcomes: 0, duplicates: 3 });
+        assert_eq!(first_exposures(&store), [("u-1".into(), "a".into(), 100), ("u-1".into(), "b".into(), 50)]);
+    }
+
+    #[test]
+    fn outcome_metrics_count_the_live_outcomes_without_the_objective_and_name_every_metric() {
+        let mut store = Store::open_in_memory().unwrap();
+        let batch = [
+            observed("u-1", "a", 100, Event::Both, &[("resolved", 1.0), ("latency_ms", 900.0)]),
+            observed("u-2", "a", 200, Event::Both, &[("latency_ms", 700.0)]),
+            observed("u-3", "b", 300, Event::Both, &[("csat", 4.0)]),
+            observed("u-4", "b", 400, Event::Both, &[("resolved", 0.0)]),
+        ];
+        store.insert_observations("p", "file", &batch).unwrap();
+        store.insert_observations("other", "file", &[observed("u-9", "a", 1, Event::Both, &[("zzz", 1.0)])]).unwrap();
+        let summary = store.outcome_metrics("p", "resolved").unwrap();
+        assert_eq!(summary.without_objective, 2);
+        assert_eq!(summary.names, ["csat", "latency_ms", "resolved"]);
+        // A quarantined outcome no longer counts, but its metrics are still named.
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO rollback (id, prompt, label, from_version, to_version, conversation_policy, window_end_ms,
+                   plan, actor, at) VALUES (1, 'support-reply', 'production', 'x', 'y', 'pin', 0, '{}', 'me', 'now');
+                 UPDATE outcome SET quarantine = 1 WHERE unit = 'u-3';",
+            )
+            .unwrap();
+        let summary = store.outcome_metrics("p", "resolved").unwrap();
+        assert_eq!(summary.without_objective, 1);
+        assert_eq!(summary.names, ["csat", "latency_ms", "resolved"]);
+        assert_eq!(store.outcome_metrics("none", "resolved").unwrap(), OutcomeMetrics::default());
     }
 }

@@ -1,6 +1,6 @@
 //! `promptctl portfolio observe NAME --outcomes FILE`: import exposures and outcomes for rebalancing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -110,9 +110,9 @@ pub fn run(ctx: &mut Context, args: ObserveArgs) -> CmdResult {
         let rows = store.eval_observations(&version.prompt, &versions(&version))?;
         sources.push(import_derived(&mut store, &version, rows, "eval", &args.segment)?);
     }
-    let report = summarize(&store, &version, sources)?;
+    let (report, metric_names) = summarize(&store, &version, sources)?;
     if report.without_objective > 0 {
-        ctx.msg.warn(&objective_warning(&store, &version, report.without_objective)?);
+        ctx.msg.warn(&objective_warning(&version, report.without_objective, &metric_names));
     }
     if ctx.out.is_human() {
         for s in &report.sources {
@@ -279,32 +279,34 @@ fn import_derived(
     })
 }
 
-fn summarize(store: &Store, version: &PortfolioVersion, sources: Vec<SourceReport>) -> Result<Report, CliError> {
-    let objective = &version.spec.rebalance.objective;
-    let all = store.outcomes_in_window(&version.portfolio, objective, i64::MIN, i64::MAX)?;
-    let without_objective = all.iter().filter(|o| o.objective.is_none()).count() as u64;
-    Ok(Report {
+/// The report, and the names of the metrics stored (for the objective warning).
+fn summarize(
+    store: &Store,
+    version: &PortfolioVersion,
+    sources: Vec<SourceReport>,
+) -> Result<(Report, Vec<String>), CliError> {
+    let metrics = store.outcome_metrics(&version.portfolio, &version.spec.rebalance.objective)?;
+    let report = Report {
         schema: "promptctl.portfolio-observe/v1",
         portfolio: version.portfolio.clone(),
         exposures: sources.iter().map(|s| s.exposures).sum(),
         outcomes: sources.iter().map(|s| s.outcomes).sum(),
         duplicates: sources.iter().map(|s| s.duplicates).sum(),
-        without_objective,
+        without_objective: metrics.without_objective,
         sources,
-    })
+    };
+    Ok((report, metrics.names))
 }
 
-fn objective_warning(store: &Store, version: &PortfolioVersion, count: u64) -> Result<String, CliError> {
+fn objective_warning(version: &PortfolioVersion, count: u64, names: &[String]) -> String {
     let objective = &version.spec.rebalance.objective;
-    let names = store.metric_names(&version.portfolio)?;
     let near = crate::suggest::nearest(objective, names.iter().map(String::as_str))
         .filter(|n| *n != objective)
         .map(|n| format!("; did you mean `{n}`?"))
         .unwrap_or_default();
-    let metrics: BTreeMap<&str, ()> = names.iter().map(|n| (n.as_str(), ())).collect();
-    Ok(format!(
+    format!(
         "{count} stored outcome(s) of {} have no `{objective}` (the objective) and will not count in a rebalance{near} (metrics seen: {})",
         version.portfolio,
-        metrics.keys().copied().collect::<Vec<_>>().join(", ")
-    ))
+        names.join(", ")
+    )
 }
