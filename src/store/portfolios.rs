@@ -960,4 +960,29 @@ mod tests {
         assert_eq!(summary.names, ["csat", "latency_ms", "resolved"]);
         assert_eq!(store.outcome_metrics("none", "resolved").unwrap(), OutcomeMetrics::default());
     }
+
+    #[test]
+    fn of_two_outcome_lines_with_one_key_the_first_is_kept() {
+        let mut store = Store::open_in_memory().unwrap();
+        let keyed = |key: &str, unit: &str, resolved: f64| {
+            let mut c = observed(unit, "a", 100, Event::Both, &[("resolved", resolved)]);
+            c.observation.key = key.into();
+            c
+        };
+        let batch =
+            [keyed("k-3", "u-1", 1.0), keyed("k-1", "u-2", 0.0), keyed("k-3", "u-3", 0.0), keyed("k-2", "u-1", 1.0)];
+        let counts = store.insert_observations("p", "file", &batch).unwrap();
+        assert_eq!(counts, ImportCounts { exposures: 3, outcomes: 3, duplicates: 0 }, "u-3's exposure is new");
+        let stored: Vec<(String, String, String)> = store
+            .conn
+            .prepare("SELECT key, unit, metrics FROM outcome ORDER BY key")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(stored[2], ("k-3".into(), "u-1".into(), r#"{"resolved":1.0}"#.into()));
+        let counts = store.insert_observations("p", "file", &batch).unwrap();
+        assert_eq!(counts, ImportCounts { exposures: 0, outcomes: 0, duplicates: 4 });
+    }
 }
