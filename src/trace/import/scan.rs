@@ -100,7 +100,7 @@ impl<R: BufRead> Scanner<R> {
                     }
                 }
             }
-            let line_begins = if newlines > 0 { last_line_start(&buf[..skipped]) } else { None };
+            let line_begins = last_line_start(&buf[..skipped], newlines);
             self.advance(skipped, newlines, line_begins);
             if found.is_some() {
                 return Ok(found);
@@ -246,7 +246,7 @@ impl<R: BufRead> Scanner<R> {
             if let Some(s) = sink.as_deref_mut() {
                 s.extend_from_slice(&buf[..n]);
             }
-            let line_begins = if newlines > 0 { last_line_start(&buf[..n]) } else { None };
+            let line_begins = last_line_start(&buf[..n], newlines);
             self.advance(n, newlines, line_begins);
             if end.is_some() {
                 return Ok(());
@@ -337,7 +337,7 @@ impl<R: BufRead> Scanner<R> {
             if let Some(s) = sink.as_deref_mut() {
                 s.extend_from_slice(&buf[..i]);
             }
-            let line_begins = if newlines > 0 { last_line_start(&buf[..i]) } else { None };
+            let line_begins = last_line_start(&buf[..i], newlines);
             match outcome {
                 Some(Ok(())) => {
                     self.advance(i, newlines, line_begins);
@@ -356,8 +356,12 @@ impl<R: BufRead> Scanner<R> {
     }
 }
 
-/// Where the last line in `consumed` begins: just after its last line break.
-fn last_line_start(consumed: &[u8]) -> Option<usize> {
+/// Where the last line in `consumed` begins (just after its last line break), given how many breaks it
+/// has: without one there is nothing to search.
+fn last_line_start(consumed: &[u8], newlines: u64) -> Option<usize> {
+    if newlines == 0 {
+        return None;
+    }
     memchr::memrchr(b'\n', consumed).map(|i| i + 1)
 }
 
